@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from kubepulse.errors import KubepulseValueError
+from kubepulse.stats.samples import usable_samples
 
 # _per_second is the summaries' own per-second expression: both paths round identically.
 from kubepulse.stats.summary import SeriesKind, WindowSummary, _per_second
@@ -193,25 +194,7 @@ def exact_evaluate(
         KubepulseValueError: the sequences differ in length, timestamps are not strictly
             increasing, or a value is infinite.
     """
-    if len(timestamps_ms) != len(values):
-        raise KubepulseValueError(
-            f"got {len(timestamps_ms)} timestamps but {len(values)} values; pass one "
-            "timestamp per value"
-        )
-    if any(later <= earlier for earlier, later in pairwise(timestamps_ms)):
-        raise KubepulseValueError(
-            "timestamps must be strictly increasing; sort the samples by time and drop "
-            "duplicate timestamps first"
-        )
-    samples = [
-        (stamp, value)
-        for stamp, value in zip(timestamps_ms, values, strict=True)
-        if not math.isnan(value)
-    ]
-    if any(math.isinf(value) for _, value in samples):
-        raise KubepulseValueError(
-            "samples must be finite or NaN; drop infinite samples (or clamp them) first"
-        )
+    samples = usable_samples(timestamps_ms, values)
     if not samples:
         return None
     first_ms, first_value = samples[0]

@@ -26,6 +26,7 @@ from itertools import pairwise
 from types import MappingProxyType
 
 from kubepulse.errors import KubepulseValueError
+from kubepulse.stats.samples import usable_samples
 
 __all__ = [
     "MAX_HOLT_GRID_POINTS",
@@ -240,11 +241,6 @@ def _usable_samples(
     minimum_samples: int,
 ) -> tuple[list[int], list[float]]:
     """Validate the arguments; return the samples with NaN values dropped."""
-    if len(timestamps_ms) != len(values):
-        raise KubepulseValueError(
-            f"got {len(timestamps_ms)} timestamps but {len(values)} values; pass one "
-            "timestamp per value"
-        )
     if horizon_ms < 0:
         raise KubepulseValueError(
             f"horizon must be zero or more milliseconds, got {horizon_ms}; forecasts look "
@@ -255,20 +251,7 @@ def _usable_samples(
             f"confidence must be strictly between 0 and 1, got {confidence!r}; use 0.95 "
             "for a 95% prediction interval"
         )
-    if any(later <= earlier for earlier, later in pairwise(timestamps_ms)):
-        raise KubepulseValueError(
-            "timestamps must be strictly increasing; sort the samples by time and drop "
-            "duplicate timestamps first"
-        )
-    kept = [
-        (stamp, value)
-        for stamp, value in zip(timestamps_ms, values, strict=True)
-        if not math.isnan(value)
-    ]
-    if any(math.isinf(value) for _, value in kept):
-        raise KubepulseValueError(
-            "samples must be finite or NaN; drop infinite samples (or clamp them) first"
-        )
+    kept = usable_samples(timestamps_ms, values)
     if len(kept) < minimum_samples:
         raise InsufficientDataError(model, len(kept), minimum_samples)
     return [stamp for stamp, _ in kept], [value for _, value in kept]
