@@ -1,7 +1,8 @@
-"""The local demo behind ``./scripts/demo``: kubepulse's core on this machine's live figures.
+"""The local demo behind ``./scripts/demo``: the exporter and the core on this machine.
 
-It samples this host once a second (CPU busy time and available memory, read with
-psutil), stores the samples in kubepulse's compressed time-series store, answers the
+It starts the real exporter (``python -m exporter serve --mode local``) on a loopback
+port, scrapes it once a second (node CPU by mode, available memory, host process groups),
+stores the samples in kubepulse's compressed time-series store, answers the
 questions an HPA would ask through the adapter (window statistics, percentiles,
 forecasts), checkpoints the store to disk and reads it back, and inspects the file with
 ``kubectl pulse checkpoint inspect`` (run in-process). Every figure printed is computed
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubepulse.checkpoint import load_checkpoint, save_checkpoint
 from kubepulse.cli import main as kubectl_pulse
@@ -38,6 +42,14 @@ from kubepulse.store import TimeSeriesStore
 
 RESERVED_PREFIX = "kubepulse.io/"
 EXAMPLE_SELECTOR = "kubepulse.io/window=30s,kubepulse.io/aggregation=p95,app=web,tier notin (batch)"
+KEPT_METRICS = {
+    "kubepulse_node_cpu_seconds_total",
+    "kubepulse_node_memory_available_bytes",
+    "kubepulse_host_process_cpu_usage_seconds_total",
+}
+SHOWN_LABELS = {"mode", "group"}
+MIN_SHOWN_CORES = 0.005
+PREVIEW_LINES = 15
 STATISTICS = ("avg", "min", "max", "last", "p50", "p95", "p99")
 
 
@@ -45,23 +57,53 @@ def _gib(value: float) -> str:
     return f"{value / 2**30:.3f} GiB"
 
 
-def _busy_seconds() -> float:
-    times = psutil.cpu_times()
-    return float(sum(times)) - times.idle - getattr(times, "iowait", 0.0)
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def _sample(store: TimeSeriesStore, seconds: int) -> None:
-    cpu_total = store.series("demo_node_cpu_busy_seconds_total", {}, SeriesKind.COUNTER)
-    memory = store.series("demo_node_memory_available_bytes", {})
+def _start_exporter() -> tuple[subprocess.Popen[bytes], str]:
+    """Run the real exporter in local mode on a loopback port; wait until it is healthy."""
+    address = f"127.0.0.1:{_free_loopback_port()}"
+    command = [sys.executable, "-m", "exporter", "serve", "--mode", "local"]
+    command += ["--listen-address", address, "--log-format", "text", "--log-level", "warning"]
+    exporter = subprocess.Popen(command)  # noqa: S603 - our own module, fixed arguments
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if exporter.poll() is not None:
+            raise SystemExit(f"the exporter exited with status {exporter.returncode}; see above")
+        try:
+            if httpx.get(f"http://{address}/healthz", timeout=1).status_code == 200:
+                return exporter, f"http://{address}/metrics"
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    exporter.terminate()
+    raise SystemExit(f"the exporter did not become healthy on {address} within 15 s")
+
+
+def _series_labels(labels: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in labels.items() if name in SHOWN_LABELS}
+
+
+def _sample(store: TimeSeriesStore, seconds: int, url: str) -> None:
     start = time.monotonic()
     for tick in range(1, seconds + 1):
         now_ms = int(time.time() * 1000)
-        busy = _busy_seconds()
-        available = psutil.virtual_memory().available
-        store.append_many([(cpu_total, now_ms, busy), (memory, now_ms, float(available))])
+        text = httpx.get(url, timeout=5).text
+        batch = []
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name not in KEPT_METRICS:
+                    continue
+                kind = SeriesKind.COUNTER if family.type == "counter" else SeriesKind.GAUGE
+                series = store.series(sample.name, _series_labels(sample.labels), kind)
+                batch.append((series, now_ms, float(sample.value)))
+        store.append_many(batch)
         print(
-            f"  [{tick:>3}/{seconds}] cpu busy {busy:12.2f} s total, "
-            f"memory available {_gib(available)}",
+            f"  [{tick:>3}/{seconds}] scraped {len(text):,} bytes from the exporter, "
+            f"stored {len(batch)} samples",
             file=sys.stderr,
         )
         time.sleep(max(0.0, start + tick - time.monotonic()))
@@ -75,8 +117,8 @@ def _statistics(store: TimeSeriesStore, window_ms: int) -> None:
         summary = store.summary(series, start_ms, end_ms)
         if series.kind is SeriesKind.COUNTER:
             rate = evaluate(parse_aggregation("rate"), summary)
-            shown = "n/a" if rate is None else f"{rate:.3f} cores busy on average"
-            print(f"  {series.name}: rate = {shown}")
+            if rate is not None and rate >= MIN_SHOWN_CORES:
+                print(f"  {series.name}{series.labels}: rate = {rate:.3f} cores")
             continue
         cells = []
         for name in STATISTICS:
@@ -90,7 +132,7 @@ def _statistics(store: TimeSeriesStore, window_ms: int) -> None:
 
 
 def _forecasts(store: TimeSeriesStore, horizon_ms: int) -> None:
-    (memory,) = store.select("demo_node_memory_available_bytes")
+    (memory,) = store.select("kubepulse_node_memory_available_bytes")
     timestamps, values = memory.samples(0, 2**62)
     print(f"\nForecast of available memory {format_duration(horizon_ms)} ahead:")
     for fit in (forecast_linear, forecast_holt):
@@ -149,8 +191,20 @@ def main() -> int:
         resolution_ms=parse_duration("1s"),
         chunk_range_ms=parse_duration("10m"),
     )
-    print(f"Sampling this host once a second for {arguments.seconds} s (psutil):")
-    _sample(store, arguments.seconds)
+    print(f"Starting the exporter and scraping it once a second for {arguments.seconds} s:")
+    exporter, url = _start_exporter()
+    try:
+        _sample(store, arguments.seconds, url)
+        print(f"\nLive metrics at {url} (node and exporter series, first lines):")
+        lines = [
+            line
+            for line in httpx.get(url, timeout=5).text.splitlines()
+            if line.startswith(("kubepulse_node_", "kubepulse_exporter_"))
+        ]
+        print("\n".join(f"  {line}" for line in lines[:PREVIEW_LINES]))
+    finally:
+        exporter.terminate()
+        exporter.wait(timeout=10)
     _statistics(store, parse_duration(f"{arguments.seconds}s"))
     _forecasts(store, parse_duration("1m"))
     _selector_example()
