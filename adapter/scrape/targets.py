@@ -51,11 +51,10 @@ import contextlib
 import enum
 import json
 import logging
-import random
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Protocol
@@ -65,6 +64,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubepulse.errors import KubepulseValueError
 from kubepulse.selector import LabelSelector, SelectorError, parse_selector
+from kubepulse.watchloop import ExponentialBackoff, TokenBucket, iter_lines
 
 __all__ = [
     "ANNOTATION_PATH",
@@ -116,8 +116,6 @@ _SHORT_WATCH_SECONDS: Final = 1.0
 # A watch's read timeout exceeds its server-side timeout by this much, so that the
 # server, not the client, normally ends a quiet watch.
 _WATCH_READ_GRACE_SECONDS: Final = 30.0
-_BACKOFF_INITIAL_SECONDS: Final = 0.5
-_BACKOFF_MAX_SECONDS: Final = 30.0
 
 
 class InvalidTargetError(KubepulseValueError):
@@ -608,39 +606,6 @@ def _classify(
 # ---------------------------------------------------------------------------- rate, backoff
 
 
-class _TokenBucket:
-    """At most ``rate`` requests per second on average, bursts of ``max(1, rate)``."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate = rate
-        self._capacity = max(1.0, rate)
-        self._tokens = self._capacity
-        self._clock = clock
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def wait_seconds(self) -> float:
-        """Take a token and return 0, or take none and return how long until one is due."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(
-                self._capacity, self._tokens + max(0.0, now - self._updated) * self._rate
-            )
-            self._updated = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self._rate
-
-
-def _backoff_delays() -> Iterator[float]:
-    """Capped exponential delays with jitter in ``[d/2, d]`` (so restarts spread)."""
-    delay = _BACKOFF_INITIAL_SECONDS
-    while True:
-        yield delay * (0.5 + 0.5 * random.random())  # noqa: S311 - jitter, not crypto
-        delay = min(_BACKOFF_MAX_SECONDS, delay * 2)
-
-
 # ---------------------------------------------------------------------------- discovery
 
 
@@ -675,18 +640,6 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            if line.strip():
-                yield line
-    if pending.strip():
-        yield pending
-
-
 class KubernetesTargetDiscovery:
     """Targets from the API server: list, then watch, per namespace scope.
 
@@ -707,7 +660,7 @@ class KubernetesTargetDiscovery:
     ) -> None:
         self._settings = settings or DiscoverySettings()
         self._core = kubernetes.client.CoreV1Api(api_client)
-        self._bucket = _TokenBucket(self._settings.max_requests_per_second)
+        self._bucket = TokenBucket(self._settings.max_requests_per_second)
         scopes: tuple[str | None, ...] = self._settings.namespaces or (None,)
         self._caches = {scope: PodTargetCache(self._settings) for scope in scopes}
         self._lock = threading.Lock()
@@ -785,7 +738,7 @@ class KubernetesTargetDiscovery:
     def _run(self, scope: str | None) -> None:
         cache = self._caches[scope]
         where = f"namespace {scope}" if scope else "the cluster"
-        delays = _backoff_delays()
+        backoff = ExponentialBackoff()
         failing = False
         while not self._stopping.is_set():
             try:
@@ -794,13 +747,13 @@ class KubernetesTargetDiscovery:
                     if failing:
                         LOGGER.info("target discovery in %s: recovered", where)
                     failing = False
-                    delays = _backoff_delays()
+                    backoff.reset()
                 self._watch(scope, cache)
             except _StoppingError:
                 break
             except _RequestFailedError as failure:
                 self._count(failure.reason)
-                delay = next(delays)
+                delay = backoff.next_delay()
                 level = logging.DEBUG if failing else logging.WARNING
                 LOGGER.log(
                     level,
@@ -816,7 +769,7 @@ class KubernetesTargetDiscovery:
             except Exception:  # the thread must outlive any bug
                 self._count(_ERROR_WATCH)
                 LOGGER.exception("target discovery in %s: unexpected error", where)
-                if self._stopping.wait(next(delays)):
+                if self._stopping.wait(backoff.next_delay()):
                     break
         LOGGER.info("target discovery in %s: stopped", where)
 
@@ -824,7 +777,7 @@ class KubernetesTargetDiscovery:
         while True:
             if self._stopping.is_set():
                 raise _StoppingError
-            wait = self._bucket.wait_seconds()
+            wait = self._bucket.try_acquire()
             if wait <= 0:
                 return
             if self._stopping.wait(wait):
@@ -939,7 +892,7 @@ class KubernetesTargetDiscovery:
         events = 0
         with self._tracked(response):
             try:
-                for line in _iter_lines(response.stream(None, decode_content=True)):
+                for line in iter_lines(response.stream(None, decode_content=True)):
                     events += 1
                     if self._handle(scope, cache, line):
                         return

@@ -12,6 +12,11 @@ import importlib
 import pytest
 
 PUBLIC_SURFACE: dict[str, set[str]] = {
+    "kubepulse.watchloop": {
+        "ExponentialBackoff",
+        "TokenBucket",
+        "iter_lines",
+    },
     "kubepulse.quantity": {
         "QuantityError",
         "QuantityLike",

@@ -26,15 +26,13 @@ from exporter.podwatch import (
     ERROR_WATCH,
     ApiClientConfigError,
     EventOutcome,
-    ExponentialBackoff,
     NodePodWatcher,
     PodCache,
-    TokenBucket,
-    iter_lines,
     load_api_client,
 )
 from kubepulse.errors import KubepulseValueError
 from kubepulse.model import ObjectError
+from kubepulse.watchloop import ExponentialBackoff, TokenBucket, iter_lines
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 WATCH = FIXTURES / "watch"
