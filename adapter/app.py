@@ -15,14 +15,22 @@ app with :meth:`adapter.security.AdapterSecurity.protect`, which leaves ``/healt
 Health endpoints, as kube-apiserver's: ``/healthz`` and ``/livez`` answer ``ok`` while
 the process serves; ``/readyz`` answers ``ok`` once the source and the object resolver
 are ready, and 503 listing what is not otherwise (``?verbose`` lists every check).
+
+With ``registry``, ``/metrics`` serves the adapter's own metrics (the scraper's, the
+checkpointer's, the process's and the API's: ``kubepulse_adapter_api_requests_total``
+by API group and code, ``kubepulse_adapter_api_request_duration_seconds`` by API group)
+in the text or OpenMetrics format the scraper asks for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from adapter.api import custom_metrics, discovery, external_metrics
 from adapter.api.context import ApiContext, ApiSettings, wall_clock_ms
@@ -40,6 +48,7 @@ def create_app(
     objects: ObjectResolver,
     settings: ApiSettings | None = None,
     clock: Callable[[], int] = wall_clock_ms,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The metrics API over ``source``, describing the objects ``objects`` resolves.
 
@@ -49,6 +58,8 @@ def create_app(
         settings: external metrics, advertised statistics and input limits.
         clock: the current time in epoch milliseconds; every request is answered as of
             one reading of it.
+        registry: the adapter's own metrics, served at ``/metrics`` and extended with
+            the API's request counts and latencies; ``None`` serves no ``/metrics``.
     """
     app = FastAPI(
         title="kubepulse adapter",
@@ -92,4 +103,53 @@ def create_app(
             )
         return PlainTextResponse("ok")
 
+    if registry is not None:
+        _serve_own_metrics(app, registry)
     return app
+
+
+def _api_group(path: str) -> str:
+    """The label a request path is counted under: few values, whatever the path."""
+    parts = path.split("/", 4)
+    if len(parts) >= 3 and parts[1] == "apis" and parts[2] in _API_GROUPS:
+        return parts[2]
+    if path in ("/apis", "/apis/"):
+        return "discovery"
+    return "other"
+
+
+_API_GROUPS = frozenset({"custom.metrics.k8s.io", "external.metrics.k8s.io"})
+
+
+def _serve_own_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    requests = Counter(
+        "kubepulse_adapter_api_requests",
+        "Metrics API requests answered, by API group and HTTP status code.",
+        ["group", "code"],
+        registry=registry,
+    )
+    durations = Histogram(
+        "kubepulse_adapter_api_request_duration_seconds",
+        "Time to answer a metrics API request, by API group.",
+        ["group"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        registry=registry,
+    )
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        group = _api_group(request.url.path)
+        if group == "other":
+            return await call_next(request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        durations.labels(group).observe(time.perf_counter() - started)
+        requests.labels(group, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), media_type=content_type)

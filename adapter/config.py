@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import yaml
 
+from adapter.scrape.targets import parse_static_target
 from kubepulse.duration import format_duration, parse_duration
 from kubepulse.errors import KubepulseValueError
 from kubepulse.selector import parse_selector
@@ -127,7 +128,7 @@ class EmbeddedSourceSettings:
     scrape_interval_ms: int = 15 * _SECOND
     """Time between two scrapes of one target (``--scrape-interval``)."""
     scrape_timeout_ms: int = 10 * _SECOND
-    """Longest one scrape may take; at most the interval (``--scrape-timeout``)."""
+    """Longest one scrape may take; shorter than the interval (``--scrape-timeout``)."""
     scrape_concurrency: int = 32
     """Most scrapes in flight at once (``--scrape-concurrency``)."""
     exporter_selector: str = "app.kubernetes.io/name=kubepulse-exporter"
@@ -138,6 +139,20 @@ class EmbeddedSourceSettings:
     """Time between checkpoints (``--checkpoint-interval``)."""
     retention_ms: int = 24 * _HOUR
     """How much history the store keeps (``--retention``)."""
+    discovery: bool = True
+    """Find exporter pods and annotated pods through kube-apiserver (``--no-discovery``
+    leaves only the static targets)."""
+    annotated_pods: bool = True
+    """Scrape pods annotated ``prometheus.io/scrape: "true"`` (``--scrape-annotated-pods``)."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces whose pods are discovered; empty watches the whole cluster."""
+    static_targets: tuple[str, ...] = ()
+    """Fixed targets, ``URL[;role=pod;namespace=...;pod=...;node=...]`` (``--static-target``,
+    repeatable), already validated."""
+    keep_metrics: str | None = None
+    """Regular expression: only metric names it matches entirely are stored."""
+    drop_metrics: str | None = None
+    """Regular expression: metric names it matches entirely are not stored."""
 
 
 @dataclass(frozen=True)
@@ -486,6 +501,39 @@ def _selector(value: Any) -> str:
     return text
 
 
+def _namespaces(value: Any) -> tuple[str, ...]:
+    names = _strings(value)
+    for name in names:
+        if not _DNS_LABEL.fullmatch(name):
+            raise _InvalidValueError(
+                f"{name!r} is not a namespace name (lower-case letters, digits and '-')"
+            )
+    return names
+
+
+def _static_targets(value: Any) -> tuple[str, ...]:
+    targets = _strings(value)
+    for target in targets:
+        try:
+            parse_static_target(target)
+        except KubepulseValueError as exc:
+            raise _InvalidValueError(str(exc)) from exc
+    return targets
+
+
+def _regex(value: Any) -> str | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise _InvalidValueError(
+            f"not a regular expression (got {text!r}: {exc}); e.g. 'http_.*|kubepulse_.*'"
+        ) from exc
+    return text
+
+
 def _cipher_suites(value: Any) -> tuple[str, ...]:
     names = _strings(value)
     for name in names:
@@ -507,6 +555,7 @@ class _Setting:
     default: Any
     help: str
     boolean: bool = False
+    repeatable: bool = False
 
     @property
     def env(self) -> str:
@@ -554,8 +603,9 @@ def _settings() -> tuple[_Setting, ...]:
         s("sources.embedded.scrape_interval", "--scrape-interval",
           _Duration(_SECOND, 10 * _MINUTE), embedded.scrape_interval_ms,
           "time between two scrapes of one target"),
-        s("sources.embedded.scrape_timeout", "--scrape-timeout", _Duration(_SECOND, 10 * _MINUTE),
-          embedded.scrape_timeout_ms, "longest one scrape may take (at most the interval)"),
+        s("sources.embedded.scrape_timeout", "--scrape-timeout",
+          _Duration(100, 10 * _MINUTE), embedded.scrape_timeout_ms,
+          "longest one scrape may take (shorter than the interval)"),
         s("sources.embedded.scrape_concurrency", "--scrape-concurrency", _integer(1, 1024),
           embedded.scrape_concurrency, "most scrapes in flight at once"),
         s("sources.embedded.exporter_selector", "--exporter-selector", _selector,
@@ -567,6 +617,21 @@ def _settings() -> tuple[_Setting, ...]:
           "time between two checkpoints"),
         s("sources.embedded.retention", "--retention", _Duration(5 * _MINUTE, 30 * _DAY),
           embedded.retention_ms, "history the store keeps"),
+        s("sources.embedded.discovery", "--discovery", _boolean, embedded.discovery,
+          "find exporter and annotated pods through kube-apiserver (--no-discovery: static "
+          "targets only)", True),
+        s("sources.embedded.annotated_pods", "--scrape-annotated-pods", _boolean,
+          embedded.annotated_pods, "scrape pods annotated prometheus.io/scrape=true", True),
+        s("sources.embedded.namespaces", "--discovery-namespaces", _namespaces,
+          embedded.namespaces, "comma-separated namespaces to discover pods in (default: all)"),
+        s("sources.embedded.static_targets", "--static-target", _static_targets,
+          embedded.static_targets, "a fixed target, URL[;role=pod;namespace=NS;pod=NAME;"
+          "node=NODE]; repeat the flag for more (comma-separated in the variable)",
+          repeatable=True),
+        s("sources.embedded.keep_metrics", "--keep-metrics", _regex, embedded.keep_metrics,
+          "regular expression: store only metric names it matches entirely"),
+        s("sources.embedded.drop_metrics", "--drop-metrics", _regex, embedded.drop_metrics,
+          "regular expression: do not store metric names it matches entirely"),
         s("staleness", "--staleness", _Duration(5 * _SECOND, _HOUR), top.staleness_ms,
           "samples older than this are absent, so HPAs hold"),
         s("authentication.enabled", "--authentication", _boolean, authn.enabled,
@@ -719,6 +784,10 @@ def build_parser(prog: str = "kubepulse-adapter") -> argparse.ArgumentParser:
             parser.add_argument(
                 setting.flag, dest=destination, action=argparse.BooleanOptionalAction, help=text
             )
+        elif setting.repeatable:
+            parser.add_argument(
+                setting.flag, dest=destination, action="append", metavar="VALUE", help=text
+            )
         else:
             parser.add_argument(setting.flag, dest=destination, metavar="VALUE", help=text)
     return parser
@@ -750,7 +819,10 @@ def load_config(
     for setting in _SETTINGS:
         destination = setting.key.replace(".", "__")
         if destination in flags:
-            raw[setting.key] = (flags[destination], f"{setting.flag}")
+            value, flag = flags[destination], str(setting.flag)
+            if setting.boolean and value is False:
+                flag = f"--no-{flag.removeprefix('--')}"
+            raw[setting.key] = (value, flag)
         elif setting.flag is not None and setting.env in env:
             raw[setting.key] = (env[setting.env], f"env {setting.env}")
         elif setting.key in file_values:
@@ -865,11 +937,22 @@ def _cross_checks(values: Mapping[str, Any], origins: Mapping[str, str]) -> list
         path = values[key]
         if path is not None and not path.is_file():
             problem(key, f"no such file (got '{path}'); check the path or the volume mount")
-    if values["sources.embedded.scrape_timeout"] > values["sources.embedded.scrape_interval"]:
+    if values["sources.embedded.scrape_timeout"] >= values["sources.embedded.scrape_interval"]:
         problem(
             "sources.embedded.scrape_timeout",
-            f"longer than the scrape interval "
-            f"({format_duration(values['sources.embedded.scrape_interval'])}); give at most that",
+            f"not shorter than the scrape interval "
+            f"({format_duration(values['sources.embedded.scrape_interval'])}), so one target's "
+            "scrapes could overlap; give less, e.g. 10s for 15s",
+        )
+    if (
+        values["source"] == "embedded"
+        and not values["sources.embedded.discovery"]
+        and not values["sources.embedded.static_targets"]
+    ):
+        problem(
+            "sources.embedded.discovery",
+            "off, and no static targets are given, so nothing would be scraped; turn "
+            "discovery on or give --static-target URL",
         )
     if values["authorization.enabled"] and not values["authentication.enabled"]:
         problem(
@@ -925,6 +1008,12 @@ def _assemble(
                 checkpoint_path=v["sources.embedded.checkpoint_path"],
                 checkpoint_interval_ms=v["sources.embedded.checkpoint_interval"],
                 retention_ms=v["sources.embedded.retention"],
+                discovery=v["sources.embedded.discovery"],
+                annotated_pods=v["sources.embedded.annotated_pods"],
+                namespaces=tuple(v["sources.embedded.namespaces"]),
+                static_targets=tuple(v["sources.embedded.static_targets"]),
+                keep_metrics=v["sources.embedded.keep_metrics"],
+                drop_metrics=v["sources.embedded.drop_metrics"],
             ),
             prometheus=PrometheusSourceSettings(
                 url=v["sources.prometheus.url"], timeout_ms=v["sources.prometheus.timeout"]

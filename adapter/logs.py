@@ -124,6 +124,9 @@ def configure_logging(
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(logging.NOTSET)
+    # httpx logs every request at INFO: one line per scrape and per kube-apiserver call
+    # would drown what matters. Their failures are logged by the code that sees them.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 class AccessLogMiddleware:

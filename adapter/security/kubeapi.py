@@ -30,6 +30,7 @@ __all__ = [
     "ClusterConnection",
     "KubernetesAPI",
     "KubernetesAPIError",
+    "load_client_configuration",
     "load_cluster_connection",
 ]
 
@@ -87,6 +88,21 @@ def load_cluster_connection(
     Raises:
         KubernetesAPIError: the credentials cannot be loaded; the message says from where.
     """
+    configuration, description = load_client_configuration(kubeconfig, environ=environ)
+    return _connection_from_configuration(configuration, description)
+
+
+def load_client_configuration(
+    kubeconfig: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[Any, str]:
+    """The ``kubernetes.client.Configuration`` :func:`load_cluster_connection` is built from.
+
+    For code that uses the ``kubernetes`` client library itself (pod discovery), with the
+    same credentials in the same order. Returns the configuration and where it came from.
+
+    Raises:
+        KubernetesAPIError: the credentials cannot be loaded; the message says from where.
+    """
     import kubernetes.client  # noqa: PLC0415 - the heavy import is paid only when connecting
     import kubernetes.config  # noqa: PLC0415
 
@@ -114,7 +130,7 @@ def load_cluster_connection(
             "kubeconfig (--kubeconfig) to a readable kubeconfig, or run in a pod with a "
             "ServiceAccount token"
         ) from exc
-    return _connection_from_configuration(configuration, description)
+    return configuration, description
 
 
 def _connection_from_configuration(configuration: Any, description: str) -> ClusterConnection:

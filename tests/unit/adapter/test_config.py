@@ -99,6 +99,39 @@ def test_every_kind_of_value_is_read_from_flags() -> None:
     assert config.log.format == "text"
 
 
+def test_static_targets_repeat_as_flags_and_list_in_the_variable() -> None:
+    app = "http://127.0.0.1:8080/metrics;role=pod;namespace=demo;pod=web-0"
+    exporter = "http://127.0.0.1:9847/metrics"
+    config = load_config(
+        ["--no-discovery", f"--static-target={app}", "--static-target", exporter,
+         "--keep-metrics=http_.*", "--discovery-namespaces=demo,prod"],
+        {},
+    )  # fmt: skip
+    embedded = config.source.embedded
+    assert embedded.static_targets == (app, exporter)
+    assert embedded.discovery is False
+    assert embedded.keep_metrics == "http_.*"
+    assert embedded.namespaces == ("demo", "prod")
+    from_env = load_config(
+        [], {"KUBEPULSE_ADAPTER_SOURCES_EMBEDDED_STATIC_TARGETS": f"{app},{exporter}"}
+    )
+    assert from_env.source.embedded.static_targets == (app, exporter)
+
+
+def test_bad_static_targets_and_patterns_say_what_is_expected() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            ["--static-target=ftp://x", "--drop-metrics=(", "--discovery-namespaces=A_b"], {}
+        )
+    text = str(caught.value)
+    assert "sources.embedded.static_targets (from --static-target): static target 'ftp://x'" in text
+    assert "sources.embedded.drop_metrics (from --drop-metrics): not a regular expression" in text
+    assert (
+        "sources.embedded.namespaces (from --discovery-namespaces): 'A_b' is not a namespace"
+        in text
+    )
+
+
 def test_booleans_from_the_environment_and_the_file(tmp_path: Path) -> None:
     env = {"KUBEPULSE_ADAPTER_AUTHENTICATION_TOLERATE_LOOKUP_FAILURE": "Yes"}
     assert load_config([], env).authentication.tolerate_lookup_failure is True
@@ -258,8 +291,13 @@ def test_settings_that_only_make_sense_together_are_checked(tmp_path: Path) -> N
         "kubeconfig (from --kubeconfig): no such file"
     )
     assert problems(["--scrape-interval=10s", "--scrape-timeout=15s"]) == [
-        "sources.embedded.scrape_timeout (from --scrape-timeout): longer than the scrape "
-        "interval (10s); give at most that"
+        "sources.embedded.scrape_timeout (from --scrape-timeout): not shorter than the "
+        "scrape interval (10s), so one target's scrapes could overlap; give less, e.g. 10s "
+        "for 15s"
+    ]
+    assert problems(["--no-discovery"]) == [
+        "sources.embedded.discovery (from --no-discovery): off, and no static targets are "
+        "given, so nothing would be scraped; turn discovery on or give --static-target URL"
     ]
     assert problems(["--no-authentication"]) == [
         "authorization.enabled: authorization needs authentication (an unidentified caller "
