@@ -49,6 +49,7 @@ import yaml
 from adapter.scrape.targets import parse_static_target
 from kubepulse.duration import format_duration, parse_duration
 from kubepulse.errors import KubepulseValueError
+from kubepulse.metricquery import split_derived_name
 from kubepulse.selector import parse_selector
 from kubepulse.stats.aggregate import parse_aggregation
 
@@ -189,6 +190,9 @@ class ExternalMetricRule:
     """Aggregation over the window: ``avg min max sum last rate`` or ``pNN``."""
     window_ms: int = _MINUTE
     """The window the statistic covers, 30 s to 24 h."""
+    namespaced: bool = False
+    """Only series whose ``namespace`` label is the namespace the HPA asks in; otherwise
+    every namespace's series count, whichever namespace asks."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,10 @@ class AdapterConfig:
     staleness_ms: int = 2 * _MINUTE
     """Samples older than this are absent, not zero, so that HPAs hold (``--staleness``)."""
     external_metrics: tuple[ExternalMetricRule, ...] = ()
+    advertised_statistics: tuple[str, ...] = ()
+    """Derived-name suffixes (``p95-5m``, ``avg-1m-predict-2m``) that discovery lists for
+    every metric, for tools that pick names from discovery (``--advertise-statistics``).
+    Every derived name is served whether advertised or not."""
     authentication: AuthenticationSettings = field(default_factory=AuthenticationSettings)
     authorization: AuthorizationSettings = field(default_factory=AuthorizationSettings)
     kubeconfig: Path | None = None
@@ -521,6 +529,18 @@ def _static_targets(value: Any) -> tuple[str, ...]:
     return targets
 
 
+def _statistic_suffixes(value: Any) -> tuple[str, ...]:
+    suffixes = _strings(value)
+    for suffix in suffixes:
+        try:
+            split_derived_name(f"metric-{suffix}")
+        except KubepulseValueError as exc:
+            raise _InvalidValueError(
+                f"{suffix!r} is not a statistic suffix: {exc}".splitlines()[0]
+            ) from exc
+    return suffixes
+
+
 def _regex(value: Any) -> str | None:
     text = _text(value)
     if not text:
@@ -675,6 +695,9 @@ def _settings() -> tuple[_Setting, ...]:
           "least severe level written"),
         s("log.format", "--log-format", _choice("json", "text"), log.format,
           "json: one object per line; text: for a terminal"),
+        s("advertised_statistics", "--advertise-statistics", _statistic_suffixes,
+          top.advertised_statistics, "comma-separated derived-name suffixes that discovery "
+          "lists for every metric, e.g. p95-5m,avg-1m (docs/adapter.md)"),
         s("external_metrics", None, _external_metrics, top.external_metrics,
           "external metric rules (file only)"),
     )  # fmt: skip
@@ -682,7 +705,7 @@ def _settings() -> tuple[_Setting, ...]:
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,252}$")
 _SERIES_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_RULE_KEYS = ("name", "metric", "selector", "statistic", "window")
+_RULE_KEYS = ("name", "metric", "selector", "statistic", "window", "namespaced")
 
 
 def _external_metrics(value: Any) -> tuple[ExternalMetricRule, ...]:
@@ -725,6 +748,9 @@ def _external_metrics(value: Any) -> tuple[ExternalMetricRule, ...]:
                     rule_parts[key] = parse(entry[key])
                 except _InvalidValueError as exc:
                     problems.append(f"{where}.{key}: {exc}")
+        namespaced = entry.get("namespaced", False)
+        if not isinstance(namespaced, bool):
+            problems.append(f"{where}.namespaced: expected true or false, got {_shown(namespaced)}")
         statistic = str(entry.get("statistic", "avg"))
         try:
             statistic = parse_aggregation(statistic).name
@@ -738,6 +764,7 @@ def _external_metrics(value: Any) -> tuple[ExternalMetricRule, ...]:
                     selector=rule_parts.get("selector", ""),
                     statistic=statistic,
                     window_ms=rule_parts.get("window", _MINUTE),
+                    namespaced=namespaced is True,
                 )
             )
     if problems:
@@ -1021,6 +1048,7 @@ def _assemble(
         ),
         staleness_ms=v["staleness"],
         external_metrics=tuple(v["external_metrics"]),
+        advertised_statistics=tuple(v["advertised_statistics"]),
         authentication=AuthenticationSettings(
             enabled=v["authentication.enabled"],
             token_review=v["authentication.token_review"],

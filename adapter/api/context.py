@@ -22,6 +22,7 @@ from kubepulse.metricquery import (
     Statistic,
     is_metric_name,
     parse_metric_selector,
+    split_derived_name,
 )
 from kubepulse.selector import LabelSelector
 from kubepulse.stats.aggregate import parse_aggregation
@@ -92,7 +93,7 @@ class ExternalMetric:
             window_ms=rule.window_ms, aggregation=parse_aggregation(rule.statistic)
         )
         selector, statistic = parse_metric_selector(rule.selector, defaults=defaults)
-        return cls(rule.name, rule.metric, selector, statistic)
+        return cls(rule.name, rule.metric, selector, statistic, namespaced=rule.namespaced)
 
     @property
     def derivable(self) -> bool:
@@ -130,10 +131,16 @@ class ApiSettings:
         Raises:
             KubepulseValueError: an external metric rule is invalid.
         """
+        advertised = []
+        for suffix in config.advertised_statistics:
+            _, statistic = split_derived_name(f"metric{DERIVED_SEPARATOR}{suffix}")
+            if statistic is not None:
+                advertised.append(statistic)
         return cls(
             external_metrics=tuple(
                 ExternalMetric.from_rule(rule) for rule in config.external_metrics
-            )
+            ),
+            advertised_statistics=tuple(advertised),
         )
 
     def external_metric(self, name: str) -> ExternalMetric | None:

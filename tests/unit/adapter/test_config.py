@@ -132,6 +132,15 @@ def test_bad_static_targets_and_patterns_say_what_is_expected() -> None:
     )
 
 
+def test_advertised_statistics_are_derived_name_suffixes() -> None:
+    config = load_config(["--advertise-statistics=p95-5m, avg-1m-predict-2m-holt"], {})
+    assert config.advertised_statistics == ("p95-5m", "avg-1m-predict-2m-holt")
+    with pytest.raises(
+        ConfigError, match=r"advertised_statistics \(from --advertise-statistics\): 'p95-5x'"
+    ):
+        load_config(["--advertise-statistics=p95-5x"], {})
+
+
 def test_booleans_from_the_environment_and_the_file(tmp_path: Path) -> None:
     env = {"KUBEPULSE_ADAPTER_AUTHENTICATION_TOLERATE_LOOKUP_FAILURE": "Yes"}
     assert load_config([], env).authentication.tolerate_lookup_failure is True
@@ -146,15 +155,18 @@ def test_external_metric_rules_come_from_the_file(tmp_path: Path) -> None:
             "external_metrics": [
                 {"name": "orders_queue_depth", "metric": "queue_depth",
                  "selector": "queue=orders", "statistic": "P95", "window": "2m"},
-                {"name": "backlog", "metric": "jobs_pending"},
+                {"name": "backlog", "metric": "jobs_pending", "namespaced": True},
             ]
         },
     )  # fmt: skip
     config = load_config(["--config", str(config_file)], {})
     assert config.external_metrics == (
         ExternalMetricRule("orders_queue_depth", "queue_depth", "queue=orders", "p95", 120_000),
-        ExternalMetricRule("backlog", "jobs_pending", "", "avg", 60_000),
+        ExternalMetricRule("backlog", "jobs_pending", "", "avg", 60_000, namespaced=True),
     )
+    bad = write(tmp_path, {"external_metrics": [{"name": "a", "metric": "b", "namespaced": "yes"}]})
+    with pytest.raises(ConfigError, match=r"\[0\]\.namespaced: expected true or false"):
+        load_config(["--config", str(bad)], {})
 
 
 def test_the_brief_example_error_reads_exactly_so() -> None:
