@@ -1,0 +1,258 @@
+"""What every analyzer takes: a snapshot of the cluster's objects and the measured history.
+
+Analyzers are pure functions of these two values and a few parameters; they do no I/O.
+Whoever calls them (the library facade :class:`kubepulse.K8sResourceMonitor`, the
+adapter's analysis endpoints, ``kubectl pulse``) collects the inputs:
+
+- :class:`ClusterSnapshot`: the objects, parsed by :mod:`kubepulse.model` from the API
+  server's JSON, all as of one instant (``taken_at_ms``);
+- :class:`UsageHistory`: what was measured, per container and per node, as time series
+  of plain floats (from the exporter's metrics through the adapter's store or
+  Prometheus, or from metrics-server), over ``[start_ms, end_ms]``.
+
+Missing data is *absent*, never zero: a container without a CPU series has no entry in
+:attr:`UsageHistory.cpu_cores`, and analyzers report it as unmeasured rather than idle.
+
+Units are fixed so that analyzers never guess: CPU in cores (1.0 = one core), memory
+and storage in bytes, ratios in ``[0, 1]``, times in integer milliseconds since the
+Unix epoch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from kubepulse.errors import KubepulseValueError
+from kubepulse.model import Namespace, Node, Pod, ResourceQuota
+
+__all__ = [
+    "ClusterSnapshot",
+    "ContainerRef",
+    "QuotaRef",
+    "TimeSeries",
+    "UsageHistory",
+]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ContainerRef:
+    """One container of one pod: the key of per-container history."""
+
+    namespace: str
+    pod: str
+    container: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.pod}/{self.container}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class QuotaRef:
+    """One resource of one ResourceQuota: the key of quota usage history."""
+
+    namespace: str
+    quota: str
+    resource: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.quota}/{self.resource}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSeries:
+    """Samples of one quantity, ascending by time, every value finite.
+
+    Build with :meth:`of`, which sorts, drops non-finite values and keeps the last of
+    equal timestamps.
+    """
+
+    timestamps_ms: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.timestamps_ms) != len(self.values):
+            raise KubepulseValueError(
+                f"a time series needs one value per timestamp, got {len(self.timestamps_ms)} "
+                f"timestamps and {len(self.values)} values"
+            )
+        if any(later <= earlier for earlier, later in itertools.pairwise(self.timestamps_ms)):
+            raise KubepulseValueError(
+                "time series timestamps must increase strictly; build it with TimeSeries.of"
+            )
+
+    @classmethod
+    def of(cls, points: Iterable[tuple[int, float]]) -> TimeSeries:
+        """A series from ``(timestamp_ms, value)`` pairs in any order."""
+        latest: dict[int, float] = {}
+        for timestamp_ms, value in points:
+            if math.isfinite(value):
+                latest[int(timestamp_ms)] = float(value)
+        ordered = sorted(latest.items())
+        return cls(tuple(t for t, _ in ordered), tuple(v for _, v in ordered))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        return zip(self.timestamps_ms, self.values, strict=True)
+
+    @property
+    def first_ms(self) -> int | None:
+        """The oldest timestamp, ``None`` when empty."""
+        return self.timestamps_ms[0] if self.timestamps_ms else None
+
+    @property
+    def last_ms(self) -> int | None:
+        """The newest timestamp, ``None`` when empty."""
+        return self.timestamps_ms[-1] if self.timestamps_ms else None
+
+    def between(self, start_ms: int, end_ms: int) -> TimeSeries:
+        """The samples with ``start_ms <= timestamp <= end_ms``."""
+        low = bisect.bisect_left(self.timestamps_ms, start_ms)
+        high = bisect.bisect_right(self.timestamps_ms, end_ms)
+        return TimeSeries(self.timestamps_ms[low:high], self.values[low:high])
+
+    def last(self) -> float | None:
+        """The newest value, ``None`` when empty."""
+        return self.values[-1] if self.values else None
+
+
+def _empty() -> Mapping[Any, Any]:
+    return MappingProxyType({})
+
+
+def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """The cluster's objects as of ``taken_at_ms``, with the lookups analyzers need.
+
+    Finished pods (``Succeeded``, ``Failed``) may be included; analyzers that count what
+    occupies a node use :meth:`active_pods`.
+    """
+
+    taken_at_ms: int
+    nodes: tuple[Node, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    namespaces: tuple[Namespace, ...] = ()
+    quotas: tuple[ResourceQuota, ...] = ()
+    _nodes_by_name: Mapping[str, Node] = field(init=False, repr=False, compare=False)
+    _pods_by_node: Mapping[str, tuple[Pod, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "pods", tuple(self.pods))
+        object.__setattr__(self, "namespaces", tuple(self.namespaces))
+        object.__setattr__(self, "quotas", tuple(self.quotas))
+        object.__setattr__(
+            self, "_nodes_by_name", MappingProxyType({node.name: node for node in self.nodes})
+        )
+        by_node: dict[str, list[Pod]] = {}
+        for pod in self.active_pods():
+            if pod.node_name is not None:
+                by_node.setdefault(pod.node_name, []).append(pod)
+        object.__setattr__(
+            self,
+            "_pods_by_node",
+            MappingProxyType({name: tuple(pods) for name, pods in by_node.items()}),
+        )
+
+    def node(self, name: str) -> Node | None:
+        """The node called ``name``, if the snapshot has it."""
+        return self._nodes_by_name.get(name)
+
+    def active_pods(self) -> Iterator[Pod]:
+        """Pods that hold resources: not ``Succeeded`` or ``Failed``."""
+        return (pod for pod in self.pods if pod.phase not in ("Succeeded", "Failed"))
+
+    def pods_on(self, node_name: str) -> tuple[Pod, ...]:
+        """The active pods bound to ``node_name``."""
+        return self._pods_by_node.get(node_name, ())
+
+    def pods_in(self, namespace: str) -> tuple[Pod, ...]:
+        """Every pod of ``namespace``."""
+        return tuple(pod for pod in self.pods if pod.namespace == namespace)
+
+    def quotas_in(self, namespace: str) -> tuple[ResourceQuota, ...]:
+        """The ResourceQuotas of ``namespace``."""
+        return tuple(quota for quota in self.quotas if quota.namespace == namespace)
+
+    def namespace_names(self) -> tuple[str, ...]:
+        """Every namespace named by a Namespace object or by a pod, sorted."""
+        names = {namespace.name for namespace in self.namespaces}
+        names.update(pod.namespace for pod in self.pods)
+        return tuple(sorted(names))
+
+
+@dataclass(frozen=True)
+class UsageHistory:
+    """What was measured over ``[start_ms, end_ms]``; absent keys were not measured.
+
+    Per container (keys :class:`ContainerRef`):
+
+    - ``cpu_cores``: CPU usage rate in cores (the per-second rate of
+      ``kubepulse_container_cpu_usage_seconds_total``, or metrics-server's value);
+    - ``memory_working_set_bytes``: working set (``kubepulse_container_memory_working_set_bytes``);
+    - ``cpu_throttled_ratio``: throttled CFS periods over all periods, per interval;
+    - ``oom_kill_ms``: the instants the kernel OOM-killed a process of the container.
+
+    Per node (keys are node names):
+
+    - ``node_pressure``: pressure-stall figures by name (``cpu_some``, ``memory_some``,
+      ``memory_full``, ``io_some``, ``io_full``: the share of time stalled, ``[0, 1]``,
+      averaged over each interval);
+    - ``node_memory_available_bytes`` and ``node_ephemeral_storage_available_bytes``.
+
+    Per ResourceQuota resource (keys :class:`QuotaRef`): ``quota_used``, the quota's
+    ``status.used`` over time, in the resource's base unit.
+    """
+
+    start_ms: int
+    end_ms: int
+    cpu_cores: Mapping[ContainerRef, TimeSeries] = field(default_factory=_empty)
+    memory_working_set_bytes: Mapping[ContainerRef, TimeSeries] = field(default_factory=_empty)
+    cpu_throttled_ratio: Mapping[ContainerRef, TimeSeries] = field(default_factory=_empty)
+    oom_kill_ms: Mapping[ContainerRef, tuple[int, ...]] = field(default_factory=_empty)
+    node_pressure: Mapping[str, Mapping[str, TimeSeries]] = field(default_factory=_empty)
+    node_memory_available_bytes: Mapping[str, TimeSeries] = field(default_factory=_empty)
+    node_ephemeral_storage_available_bytes: Mapping[str, TimeSeries] = field(default_factory=_empty)
+    quota_used: Mapping[QuotaRef, TimeSeries] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        if self.end_ms < self.start_ms:
+            raise KubepulseValueError(
+                f"usage history ends ({self.end_ms}) before it starts ({self.start_ms})"
+            )
+        for name in (
+            "cpu_cores",
+            "memory_working_set_bytes",
+            "cpu_throttled_ratio",
+            "oom_kill_ms",
+            "node_pressure",
+            "node_memory_available_bytes",
+            "node_ephemeral_storage_available_bytes",
+            "quota_used",
+        ):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @property
+    def window_ms(self) -> int:
+        """How long the history covers."""
+        return self.end_ms - self.start_ms
+
+    def containers_of(self, namespace: str, pod: str) -> tuple[ContainerRef, ...]:
+        """The containers of one pod that have any CPU or memory history, sorted."""
+        refs = {
+            ref
+            for ref in (*self.cpu_cores, *self.memory_working_set_bytes)
+            if ref.namespace == namespace and ref.pod == pod
+        }
+        return tuple(sorted(refs))
