@@ -5,8 +5,9 @@ What can be checked is that the recipe matches the project: every file it copies
 every package is copied, the roles it documents are the real console scripts, the
 dependencies come only from the hash-pinned locks and those locks cover pyproject.toml,
 the interpreter satisfies ``requires-python``, the ports are the components' defaults,
-and the image runs as a non-root user. (The recipe's commands were also run by hand
-outside Docker, in two fresh virtual environments; docs/deployment notes the figures.)
+and the image runs as a non-root user. (The recipe's RUN commands were also run by hand
+outside Docker, in two fresh virtual environments: the locks install with
+``--require-hashes`` and the three console scripts start.)
 """
 
 from __future__ import annotations
