@@ -52,6 +52,7 @@ from adapter.security.kubeapi import load_client_configuration, load_cluster_con
 from adapter.server import serve
 from adapter.sources.base import MetricSource
 from adapter.sources.embedded import EmbeddedSource
+from adapter.sources.prometheus import PrometheusSource
 from kubepulse import __version__
 from kubepulse.errors import KubepulseError
 from kubepulse.store import TimeSeriesStore
@@ -141,10 +142,11 @@ async def open_source(
         settings = config.source.prometheus
         if settings.url is None:  # load_config already refuses this
             raise KubepulseError("source 'prometheus' needs sources.prometheus.url")
-        from adapter.sources.prometheus import PrometheusSource  # noqa: PLC0415 - TEMPORARY
-
         prometheus = PrometheusSource(
-            settings.url, timeout_ms=settings.timeout_ms, staleness_ms=config.staleness_ms
+            settings.url,
+            timeout_ms=settings.timeout_ms,
+            staleness_ms=config.staleness_ms,
+            resolution_ms=settings.scrape_interval_ms,
         )
         try:
             yield prometheus

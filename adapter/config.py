@@ -164,6 +164,9 @@ class PrometheusSourceSettings:
     """Base URL of Prometheus or a PromQL-compatible server (``--prometheus-url``)."""
     timeout_ms: int = 10 * _SECOND
     """Longest one query may take (``--prometheus-timeout``)."""
+    scrape_interval_ms: int = 15 * _SECOND
+    """How often that Prometheus scrapes the targets (``--prometheus-scrape-interval``): the
+    step and lookback of forecasts, as the embedded store's resolution is for it."""
 
 
 @dataclass(frozen=True)
@@ -620,6 +623,9 @@ def _settings() -> tuple[_Setting, ...]:
           "Prometheus base URL, required with --source=prometheus"),
         s("sources.prometheus.timeout", "--prometheus-timeout", _Duration(_SECOND, 5 * _MINUTE),
           prometheus.timeout_ms, "longest one PromQL query may take"),
+        s("sources.prometheus.scrape_interval", "--prometheus-scrape-interval",
+          _Duration(_SECOND, 10 * _MINUTE), prometheus.scrape_interval_ms,
+          "how often Prometheus scrapes the targets (forecast step and lookback)"),
         s("sources.embedded.scrape_interval", "--scrape-interval",
           _Duration(_SECOND, 10 * _MINUTE), embedded.scrape_interval_ms,
           "time between two scrapes of one target"),
@@ -1043,7 +1049,9 @@ def _assemble(
                 drop_metrics=v["sources.embedded.drop_metrics"],
             ),
             prometheus=PrometheusSourceSettings(
-                url=v["sources.prometheus.url"], timeout_ms=v["sources.prometheus.timeout"]
+                url=v["sources.prometheus.url"],
+                timeout_ms=v["sources.prometheus.timeout"],
+                scrape_interval_ms=v["sources.prometheus.scrape_interval"],
             ),
         ),
         staleness_ms=v["staleness"],
