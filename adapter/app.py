@@ -34,6 +34,7 @@ from prometheus_client.exposition import choose_encoder
 
 from adapter.api import custom_metrics, discovery, external_metrics
 from adapter.api.context import ApiContext, ApiSettings, wall_clock_ms
+from adapter.api.openapi import install_openapi
 from adapter.api.status import install_status_handlers
 from adapter.objects import ObjectResolver
 from adapter.sources.base import MetricSource
@@ -75,6 +76,7 @@ def create_app(
         source=source, objects=objects, settings=settings or ApiSettings(), clock=clock
     )
     install_status_handlers(app)
+    install_openapi(app)
     app.include_router(discovery.router)
     app.include_router(custom_metrics.router)
     app.include_router(external_metrics.router)
