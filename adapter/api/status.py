@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapter.objects import ObjectNotFoundError, ObjectsUnavailableError, UnknownResourceError
 from adapter.sources.base import MetricNotFoundError, SourceUnavailableError
+from adapter.status import REASONS, status_body
 from kubepulse.errors import KubepulseError, KubepulseValueError
 
 __all__ = [
@@ -50,22 +51,6 @@ __all__ = [
 
 logger = logging.getLogger("adapter.api")
 
-_REASONS: Mapping[int, str] = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    406: "NotAcceptable",
-    409: "Conflict",
-    413: "RequestEntityTooLarge",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
 _INTERNAL_MESSAGE = (
     "an internal error occurred while answering the request; the adapter's log has the "
     "details. Please report it"
@@ -110,24 +95,6 @@ class ServiceUnavailableError(ApiError):
     reason = "ServiceUnavailable"
 
 
-def status_body(
-    code: int, message: str, *, reason: str | None = None, details: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """A ``Status`` object with ``status: Failure``; the reason defaults from the code."""
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason or _REASONS.get(code, "Unknown"),
-        "code": code,
-    }
-    if details:
-        body["details"] = dict(details)
-    return body
-
-
 def status_response(
     code: int, message: str, *, reason: str | None = None, details: Mapping[str, Any] | None = None
 ) -> JSONResponse:
@@ -158,7 +125,7 @@ def error_status(error: BaseException) -> tuple[int, str, str, dict[str, Any] | 
         return 400, "BadRequest", str(error), None
     if isinstance(error, StarletteHTTPException):
         code = error.status_code
-        return code, _REASONS.get(code, "Unknown"), _http_message(error), None
+        return code, REASONS.get(code, "Unknown"), _http_message(error), None
     logger.error("unexpected error answering a request", exc_info=error)
     return 500, "InternalError", _INTERNAL_MESSAGE, None
 

@@ -41,7 +41,6 @@ from adapter.security.middleware import (
     DEFAULT_OPEN_PATHS,
     KubernetesAuthMiddleware,
     authenticated_user,
-    status_object,
 )
 from adapter.security.stack import AdapterSecurity
 from adapter.security.tls import (
@@ -80,5 +79,4 @@ __all__ = [
     "parse_authentication_configmap",
     "request_attributes",
     "server_ssl_context",
-    "status_object",
 ]

@@ -42,6 +42,7 @@ from adapter.security.authz import (
 )
 from adapter.security.kubeapi import KubernetesAPIError
 from adapter.security.tls import client_certificate_chain
+from adapter.status import status_body
 
 __all__ = [
     "DEFAULT_OPEN_PATHS",
@@ -50,7 +51,6 @@ __all__ = [
     "Authorizer",
     "KubernetesAuthMiddleware",
     "authenticated_user",
-    "status_object",
 ]
 
 logger = logging.getLogger("kubepulse.adapter.security.access")
@@ -167,9 +167,8 @@ class KubernetesAuthMiddleware:
                 )
                 await _send_status(
                     send,
-                    status_object(
+                    status_body(
                         503,
-                        "ServiceUnavailable",
                         "the authorization check could not be made (kube-apiserver did not "
                         "answer the SubjectAccessReview); retry shortly",
                     ),
@@ -224,16 +223,15 @@ class KubernetesAuthMiddleware:
             logger.warning("authentication could not be checked", extra={"fields": fields})
             await _send_status(
                 send,
-                status_object(
+                status_body(
                     503,
-                    "ServiceUnavailable",
                     "the credentials could not be checked (kube-apiserver did not answer the "
                     "TokenReview); retry shortly",
                 ),
             )
             return
         logger.info("request not authenticated", extra={"fields": fields})
-        await _send_status(send, status_object(401, "Unauthorized", "Unauthorized"))
+        await _send_status(send, status_body(401, "Unauthorized"))
 
 
 def authenticated_user(request: Any) -> UserInfo | None:
@@ -244,33 +242,13 @@ def authenticated_user(request: Any) -> UserInfo | None:
     return user if isinstance(user, UserInfo) else None
 
 
-def status_object(
-    code: int, reason: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A ``meta/v1`` ``Status`` with ``status: Failure``, as kube-apiserver sends for errors."""
-    status: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details:
-        status["details"] = details
-    return status
-
-
 def _forbidden_status(user: UserInfo, attributes: RequestAttributes, reason: str) -> dict[str, Any]:
     details: dict[str, Any] | None = None
     if attributes.is_resource_request:
         details = {"group": attributes.api_group, "kind": attributes.resource}
         if attributes.name:
             details["name"] = attributes.name
-    return status_object(
-        403, "Forbidden", forbidden_message(user, attributes, reason), details=details
-    )
+    return status_body(403, forbidden_message(user, attributes, reason), details=details)
 
 
 async def _send_status(send: Send, status: dict[str, Any]) -> None:
