@@ -36,6 +36,7 @@ import os
 import platform
 import random
 import socket
+import ssl
 import statistics
 import sys
 import tempfile
@@ -203,7 +204,7 @@ class Server:
         if not ready.wait(600):
             self.close()
             raise SystemExit("the server process did not start within 10 minutes")
-        self.ca = str(Path(self._dir.name) / "ca.crt")
+        self.ca = ssl.create_default_context(cafile=str(Path(self._dir.name) / "ca.crt"))
         self.base = f"https://127.0.0.1:{self.port}"
         with httpx.Client(verify=self.ca) as client:
             for _ in range(500):
