@@ -1,4 +1,4 @@
-"""The local demo behind ``./scripts/demo``: the exporter and the core on this machine.
+"""A smaller local demo: the exporter and the core on this machine, no control plane.
 
 It starts the real exporter (``python -m exporter serve --mode local``) on a loopback
 port, scrapes it once a second (node CPU by mode, available memory, host process groups),
@@ -8,7 +8,7 @@ forecasts), checkpoints the store to disk and reads it back, and inspects the fi
 ``kubectl pulse checkpoint inspect`` (run in-process). Every figure printed is computed
 from what was just measured.
 
-    python scripts/demo.py [--seconds 30] [--keep DIR]
+    python scripts/demo_local.py [--seconds 30] [--keep DIR]
 """
 
 from __future__ import annotations
