@@ -80,7 +80,8 @@ def _free_port() -> int:
         return port
 
 
-def _token(cluster: ControlPlane, namespace: str, name: str) -> str:
+def service_account_token(cluster: ControlPlane, namespace: str, name: str) -> str:
+    """A one-hour TokenRequest token of ServiceAccount ``name``, created if missing."""
     cluster.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/serviceaccounts",
@@ -100,7 +101,8 @@ def _token(cluster: ControlPlane, namespace: str, name: str) -> str:
     return str(answer["status"]["token"])
 
 
-def _kubeconfig(cluster: ControlPlane, token: str, path: Path) -> Path:
+def token_kubeconfig(cluster: ControlPlane, token: str, path: Path) -> Path:
+    """Write a kubeconfig for ``cluster`` that authenticates with ``token``."""
     path.write_text(
         json.dumps(
             {
@@ -242,7 +244,7 @@ def registered_adapter(
     process: subprocess.Popen[bytes] | None = None
     log_file = workdir / "adapter.log"
     try:
-        token = _token(cluster, namespace, "kubepulse-adapter")
+        token = service_account_token(cluster, namespace, "kubepulse-adapter")
         for manifest, path in _rbac(namespace, prefix):
             cluster.apply(manifest)
             cleanup.append(path)
@@ -252,7 +254,7 @@ def registered_adapter(
         arguments = [
             sys.executable, "-m", "adapter", "serve",
             f"--config={config_file}",
-            f"--kubeconfig={_kubeconfig(cluster, token, workdir / 'kubeconfig')}",
+            f"--kubeconfig={token_kubeconfig(cluster, token, workdir / 'kubeconfig')}",
             "--bind-address=127.0.0.1", f"--secure-port={port}",
             f"--cert-dir={workdir / 'certs'}", f"--service-name={SERVICE}",
             f"--service-namespace={namespace}", "--checkpoint-path=",

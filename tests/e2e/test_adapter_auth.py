@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import queue
 import ssl
@@ -49,7 +48,8 @@ from fastapi import FastAPI, Request
 from adapter.config import load_config
 from adapter.security import AdapterSecurity, authenticated_user
 from adapter.server import listen_socket, serve
-from tests.cluster.controlplane import APIError, ControlPlane, KubectlError
+from tests.cluster.adapter_service import service_account_token, token_kubeconfig
+from tests.cluster.controlplane import ControlPlane, KubectlError
 
 pytestmark = pytest.mark.e2e
 
@@ -119,59 +119,12 @@ class RunningAdapter:
         return f"/apis/{group}/v1beta2/namespaces/{self.namespace}/pods/*/{metric}"
 
 
-def _create(cluster: ControlPlane, path: str, body: dict[str, Any]) -> Any:
-    return cluster.request("POST", path, body=body, ok=(200, 201))
-
-
-def _service_account_token(cluster: ControlPlane, namespace: str, name: str) -> str:
-    with contextlib.suppress(APIError):  # already there
-        _create(
-            cluster,
-            f"/api/v1/namespaces/{namespace}/serviceaccounts",
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
-        )
-    answer = _create(
-        cluster,
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    return str(answer["status"]["token"])
-
-
 def _subject_service_account(namespace: str, name: str) -> dict[str, str]:
     return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
 
 
 def _subject_user(name: str) -> dict[str, str]:
     return {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}
-
-
-def _kubeconfig(cluster: ControlPlane, token: str, path: Path) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "e2e",
-                        "cluster": {
-                            "server": cluster.api_url,
-                            "certificate-authority": str(cluster.ca_bundle),
-                        },
-                    }
-                ],
-                "users": [{"name": "adapter", "user": {"token": token}}],
-                "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "adapter"}}],
-                "current-context": "e2e",
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +142,7 @@ def adapter(
     thread: threading.Thread | None = None
     try:
         # The adapter's identity and the RBAC docs/security.md lists for it.
-        adapter_token = _service_account_token(cluster, namespace, "kubepulse-adapter")
+        adapter_token = service_account_token(cluster, namespace, "kubepulse-adapter")
         adapter_sa = _subject_service_account(namespace, "kubepulse-adapter")
         cluster.apply(
             {
@@ -227,7 +180,7 @@ def adapter(
 
         # Who may read one metric: alice (a user the aggregator names) and the
         # hpa-client ServiceAccount. Nobody else, and not other metrics.
-        hpa_token = _service_account_token(cluster, namespace, "hpa-client")
+        hpa_token = service_account_token(cluster, namespace, "hpa-client")
         cluster.apply(
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -265,7 +218,7 @@ def adapter(
 
         config = load_config(
             [
-                f"--kubeconfig={_kubeconfig(cluster, adapter_token, workdir / 'kubeconfig')}",
+                f"--kubeconfig={token_kubeconfig(cluster, adapter_token, workdir / 'kubeconfig')}",
                 "--bind-address=127.0.0.1",
                 f"--cert-dir={workdir / 'certs'}",
                 f"--service-name={SERVICE}",
