@@ -16,7 +16,6 @@ import pytest
 
 from adapter.__main__ import main
 
-
 KUBECONFIG_OF_NOTHING = """
 apiVersion: v1
 kind: Config
