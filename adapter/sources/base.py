@@ -30,7 +30,7 @@ What a source promises:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -52,6 +52,7 @@ __all__ = [
     "SourceError",
     "SourceUnavailableError",
     "scopes_from_labels",
+    "served_forecast",
 ]
 
 
@@ -103,6 +104,18 @@ def scopes_from_labels(labels: Mapping[str, str] | frozenset[str]) -> frozenset[
     if NODE_LABEL in labels:
         scopes.add(MetricScope.NODE)
     return frozenset(scopes) if scopes else frozenset({MetricScope.EXTERNAL})
+
+
+def served_forecast(forecast: float, observed: Sequence[float]) -> float:
+    """The forecast a source serves, given the points it was fitted to.
+
+    A quantity never negative over the window (a rate, a latency, a queue depth) is not
+    served below zero: a falling trend extrapolated past zero is not a value the metric
+    can take, and an HPA would read it as one. Both sources apply this rule.
+    """
+    if forecast < 0 and observed and min(observed) >= 0:
+        return 0.0
+    return forecast
 
 
 @dataclass(frozen=True)

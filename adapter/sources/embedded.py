@@ -57,6 +57,7 @@ from adapter.sources.base import (
     MetricNotFoundError,
     MetricScope,
     scopes_from_labels,
+    served_forecast,
 )
 from kubepulse.errors import KubepulseValueError
 from kubepulse.metricquery import (
@@ -440,7 +441,7 @@ class EmbeddedSource:
         horizon_ms = now_ms + prediction.horizon_ms - timestamps[-1]
         fit = forecast_holt if prediction.model is ForecastModel.HOLT else forecast_linear
         try:
-            return fit(timestamps, values, horizon_ms).value
+            return served_forecast(fit(timestamps, values, horizon_ms).value, values)
         except InsufficientDataError:
             return None
 

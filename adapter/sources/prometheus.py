@@ -74,6 +74,7 @@ from adapter.sources.base import (
     MetricScope,
     SourceUnavailableError,
     scopes_from_labels,
+    served_forecast,
 )
 from adapter.sources.embedded import MAX_FORECAST_POINTS, histogram_quantile
 from adapter.sources.promql import (
@@ -457,7 +458,7 @@ class PrometheusSource:
                 continue
             horizon_ms = now_ms + prediction.horizon_ms - stamps[-1]
             try:
-                forecasts[name] = fit(stamps, values, horizon_ms).value
+                forecasts[name] = served_forecast(fit(stamps, values, horizon_ms).value, values)
             except InsufficientDataError:
                 continue
         return forecasts

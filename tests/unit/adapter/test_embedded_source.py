@@ -426,6 +426,23 @@ def test_a_forecast_extends_the_trend_to_now_plus_the_horizon(
     assert plain[0].value == pytest.approx(20.0)  # the average of 10 ... 30
 
 
+def test_a_falling_forecast_of_a_never_negative_quantity_stops_at_zero(
+    store: TimeSeriesStore,
+) -> None:
+    # 30, 29, ... 10: the line reaches 10 - 8 = 2 in two minutes and -10 in five.
+    fill(store, "queue_depth", {"namespace": "shop", "pod": "a"}, [30.0 - k for k in range(21)])
+    near = Statistic(5 * MINUTE, prediction=Prediction(2 * MINUTE))
+    far = Statistic(5 * MINUTE, prediction=Prediction(5 * MINUTE))
+    assert source_of(store).evaluate(pods("queue_depth", near), NOW)[0].value == pytest.approx(2.0)
+    assert source_of(store).evaluate(pods("queue_depth", far), NOW)[0].value == 0.0
+
+
+def test_a_gauge_seen_negative_may_be_forecast_below_zero(store: TimeSeriesStore) -> None:
+    fill(store, "balance", {"namespace": "shop", "pod": "a"}, [0.0 - k for k in range(21)])
+    far = Statistic(5 * MINUTE, prediction=Prediction(5 * MINUTE))
+    assert source_of(store).evaluate(pods("balance", far), NOW)[0].value == pytest.approx(-40.0)
+
+
 def test_a_counters_rate_is_forecast(store: TimeSeriesStore) -> None:
     # Counter k² at step k: the rate over steps k1..k2 is (k1 + k2) / 15 per second, the
     # rate at their middle. One minute past step 20 is step 24: 2 * 24 / 15 = 3.2/s.
