@@ -15,11 +15,14 @@ ensure_venv() {
         step "creating the Python environment in $venv (first run, or pyproject.toml changed)"
         rm -rf "$venv"
         python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        # setuptools from pyproject's [build-system]: the quick reinstall below builds
+        # without isolation, with the venv's own setuptools.
+        "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=77"
         "$venv/bin/python" -m pip install --quiet -e ".[dev]"
         echo "$want" > "$stamp"
     else
-        "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+        "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null 2>&1 \
+            || "$venv/bin/python" -m pip install --quiet --no-deps -e . >/dev/null
     fi
     # shellcheck disable=SC1091
     source "$venv/bin/activate"
