@@ -43,7 +43,10 @@ __all__ = [
     "ContainerState",
     "ContainerStateKind",
     "ContainerStatus",
+    "HorizontalPodAutoscaler",
+    "HpaMetric",
     "KubeObject",
+    "MetricTarget",
     "Namespace",
     "Node",
     "NodeCondition",
@@ -53,6 +56,8 @@ __all__ = [
     "QosClass",
     "ResourceList",
     "ResourceQuota",
+    "ScalingPolicy",
+    "ScalingRules",
     "Taint",
     "Termination",
     "compute_qos_class",
@@ -1406,6 +1411,283 @@ class ResourceQuota:
     def list_from_api(cls, obj: Mapping[str, Any]) -> tuple[ResourceQuota, ...]:
         """Build every item of a ``ResourceQuotaList`` (or a ``List`` of quotas)."""
         return _parse_items(obj, cls.KIND, cls.from_api)
+
+
+# ---------------------------------------------------------------------------- autoscalers
+
+
+@dataclass(frozen=True, slots=True)
+class MetricTarget:
+    """What an HPA metric aims at: ``spec.metrics[].<source>.target``.
+
+    Exactly one of the three amounts is set, as ``type`` says.
+    """
+
+    type: str
+    """``Utilization`` (percent of request), ``AverageValue`` (per pod) or ``Value``."""
+    average_utilization: int | None = None
+    """``averageUtilization``: percent of the pods' request, for ``Utilization``."""
+    average_value: Decimal | None = None
+    """``averageValue``: the metric's value per pod, for ``AverageValue``."""
+    value: Decimal | None = None
+    """``value``: the metric's total, for ``Value``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HpaMetric:
+    """One entry of an HPA's ``spec.metrics``."""
+
+    source: str
+    """``Resource``, ``ContainerResource``, ``Pods``, ``Object`` or ``External``."""
+    name: str
+    """The resource (``cpu``, ``memory``) or the metric's name."""
+    target: MetricTarget
+    """What the controller aims at."""
+    container: str | None = None
+    """The container, for ``ContainerResource``."""
+    selector: Mapping[str, Any] | None = field(default=None, hash=False)
+    """``metric.selector``, as given, for ``Pods``, ``Object`` and ``External``."""
+    described_object: Mapping[str, Any] | None = field(default=None, hash=False)
+    """``describedObject`` (kind, name, apiVersion), for ``Object``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPolicy:
+    """One of ``behavior.scaleUp.policies`` or ``behavior.scaleDown.policies``."""
+
+    type: str
+    """``Pods`` (a number of replicas) or ``Percent`` (of the current replicas)."""
+    value: int
+    """How many pods, or what percentage, per period."""
+    period_seconds: int
+    """The period the change is limited over."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingRules:
+    """``behavior.scaleUp`` or ``behavior.scaleDown`` as written; unset fields are None.
+
+    The controller's defaults (scale up: no stabilization, max of 100 % or 4 pods per
+    15 s; scale down: 300 s stabilization, 100 % per 15 s) are applied by whoever
+    simulates the controller, not here, so that what the user wrote stays visible.
+    """
+
+    stabilization_window_seconds: int | None = None
+    """``stabilizationWindowSeconds``."""
+    select_policy: str | None = None
+    """``selectPolicy``: ``Max``, ``Min`` or ``Disabled``."""
+    policies: tuple[ScalingPolicy, ...] | None = None
+    """``policies``; None when not written."""
+    tolerance: Decimal | None = None
+    """``tolerance`` (Kubernetes 1.33+, alpha); None uses the controller's 10 %."""
+
+
+@dataclass(frozen=True, slots=True)
+class HorizontalPodAutoscaler:
+    """An ``autoscaling/v2`` HorizontalPodAutoscaler: what it scales, on what, how far."""
+
+    KIND: ClassVar[str] = "HorizontalPodAutoscaler"
+
+    namespace: str
+    """``metadata.namespace``."""
+    name: str
+    """``metadata.name``."""
+    target_kind: str
+    """``spec.scaleTargetRef.kind``, e.g. ``Deployment``."""
+    target_name: str
+    """``spec.scaleTargetRef.name``."""
+    max_replicas: int
+    """``spec.maxReplicas``."""
+    min_replicas: int = 1
+    """``spec.minReplicas`` (the API's default is 1)."""
+    target_api_version: str | None = None
+    """``spec.scaleTargetRef.apiVersion``, e.g. ``apps/v1``."""
+    metrics: tuple[HpaMetric, ...] = ()
+    """``spec.metrics``; empty means the API's default of 80 % CPU utilisation."""
+    scale_up: ScalingRules | None = None
+    """``spec.behavior.scaleUp``."""
+    scale_down: ScalingRules | None = None
+    """``spec.behavior.scaleDown``."""
+    current_replicas: int | None = None
+    """``status.currentReplicas``."""
+    desired_replicas: int | None = None
+    """``status.desiredReplicas``."""
+    uid: str | None = None
+    """``metadata.uid``."""
+
+    def scales(self, kind: str, name: str) -> bool:
+        """Whether this HPA's target is the ``kind`` object called ``name``."""
+        return self.target_kind == kind and self.target_name == name
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> HorizontalPodAutoscaler:
+        """Build from an ``autoscaling/v2`` HorizontalPodAutoscaler as the API returns it.
+
+        Older versions (``v2beta2``, ``v1``) are not accepted: the API server converts
+        any HPA to ``v2`` when asked for ``/apis/autoscaling/v2``, so ask for that.
+
+        Raises:
+            ObjectError: a required field is missing, ``kind`` is wrong, or a field is
+                malformed.
+        """
+        raw = _top_level(obj, cls.KIND)
+        api_version = raw.get("apiVersion")
+        if api_version is not None and api_version != "autoscaling/v2":
+            raise ObjectError(
+                f"horizontalpodautoscaler: apiVersion: expected 'autoscaling/v2', got "
+                f"{api_version!r}; read HPAs from /apis/autoscaling/v2, which converts any"
+            )
+        metadata = _mapping(raw.get("metadata"), _Where("horizontalpodautoscaler"), "metadata")
+        namespace = _required_namespace(metadata, "horizontalpodautoscaler")
+        name = _required_str(
+            metadata,
+            "name",
+            _Where(f"horizontalpodautoscaler in namespace {namespace}"),
+            "metadata.name",
+        )
+        where = _Where(f"horizontalpodautoscaler {namespace}/{name}")
+        spec = _mapping(raw.get("spec"), where, "spec")
+        status = _mapping(raw.get("status"), where, "status")
+        target = _mapping(spec.get("scaleTargetRef"), where, "spec.scaleTargetRef")
+        max_replicas = _optional_int(spec.get("maxReplicas"), where, "spec.maxReplicas")
+        if max_replicas is None:
+            raise ObjectError(f"{where}: spec.maxReplicas: required, got nothing")
+        min_replicas = _optional_int(spec.get("minReplicas"), where, "spec.minReplicas")
+        behavior = _mapping(spec.get("behavior"), where, "spec.behavior")
+        metrics = _array(spec.get("metrics"), where, "spec.metrics")
+        return cls(
+            namespace=namespace,
+            name=name,
+            uid=_optional_str(metadata.get("uid"), where, "metadata.uid"),
+            target_kind=_required_str(target, "kind", where, "spec.scaleTargetRef.kind"),
+            target_name=_required_str(target, "name", where, "spec.scaleTargetRef.name"),
+            target_api_version=_optional_str(
+                target.get("apiVersion"), where, "spec.scaleTargetRef.apiVersion"
+            ),
+            min_replicas=1 if min_replicas is None else min_replicas,
+            max_replicas=max_replicas,
+            metrics=tuple(
+                _hpa_metric(item, where, f"spec.metrics[{index}]")
+                for index, item in enumerate(metrics)
+            ),
+            scale_up=_scaling_rules(behavior.get("scaleUp"), where, "spec.behavior.scaleUp"),
+            scale_down=_scaling_rules(behavior.get("scaleDown"), where, "spec.behavior.scaleDown"),
+            current_replicas=_optional_int(
+                status.get("currentReplicas"), where, "status.currentReplicas"
+            ),
+            desired_replicas=_optional_int(
+                status.get("desiredReplicas"), where, "status.desiredReplicas"
+            ),
+        )
+
+    @classmethod
+    def list_from_api(cls, obj: Mapping[str, Any]) -> tuple[HorizontalPodAutoscaler, ...]:
+        """Build every item of a ``HorizontalPodAutoscalerList``."""
+        return _parse_items(obj, cls.KIND, cls.from_api)
+
+
+# The key under spec.metrics[] that holds each source's fields.
+_METRIC_SOURCE_KEYS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "Resource": "resource",
+        "ContainerResource": "containerResource",
+        "Pods": "pods",
+        "Object": "object",
+        "External": "external",
+    }
+)
+
+
+def _quantity(value: object, where: _Where, path: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ObjectError(f"{where}: {path}: expected a quantity, got {_json_type(value)}")
+    try:
+        return parse_quantity(str(value))
+    except QuantityError as exc:
+        raise ObjectError(f"{where}: {path}: {exc}") from exc
+
+
+def _hpa_metric(value: object, where: _Where, path: str) -> HpaMetric:
+    item = _mapping(value, where, path)
+    source = _required_str(item, "type", where, f"{path}.type")
+    key = _METRIC_SOURCE_KEYS.get(source)
+    if key is None:
+        raise ObjectError(
+            f"{where}: {path}.type: expected one of {', '.join(_METRIC_SOURCE_KEYS)}, "
+            f"got {source!r}"
+        )
+    body = _mapping(item.get(key), where, f"{path}.{key}")
+    if source in ("Resource", "ContainerResource"):
+        name = _required_str(body, "name", where, f"{path}.{key}.name")
+        selector = None
+    else:
+        metric = _mapping(body.get("metric"), where, f"{path}.{key}.metric")
+        name = _required_str(metric, "name", where, f"{path}.{key}.metric.name")
+        raw_selector = metric.get("selector")
+        selector = (
+            None if raw_selector is None else _mapping(raw_selector, where, f"{path}.selector")
+        )
+    target = _mapping(body.get("target"), where, f"{path}.{key}.target")
+    target_path = f"{path}.{key}.target"
+    described = body.get("describedObject")
+    return HpaMetric(
+        source=source,
+        name=name,
+        container=_optional_str(body.get("container"), where, f"{path}.{key}.container"),
+        selector=selector,
+        described_object=(
+            None
+            if described is None
+            else _mapping(described, where, f"{path}.{key}.describedObject")
+        ),
+        target=MetricTarget(
+            type=_required_str(target, "type", where, f"{target_path}.type"),
+            average_utilization=_optional_int(
+                target.get("averageUtilization"), where, f"{target_path}.averageUtilization"
+            ),
+            average_value=_quantity(
+                target.get("averageValue"), where, f"{target_path}.averageValue"
+            ),
+            value=_quantity(target.get("value"), where, f"{target_path}.value"),
+        ),
+    )
+
+
+def _scaling_rules(value: object, where: _Where, path: str) -> ScalingRules | None:
+    if value is None:
+        return None
+    rules = _mapping(value, where, path)
+    raw_policies = rules.get("policies")
+    policies: tuple[ScalingPolicy, ...] | None = None
+    if raw_policies is not None:
+        built = []
+        for index, raw_policy in enumerate(_array(raw_policies, where, f"{path}.policies")):
+            policy_path = f"{path}.policies[{index}]"
+            policy = _mapping(raw_policy, where, policy_path)
+            amount = _optional_int(policy.get("value"), where, f"{policy_path}.value")
+            period = _optional_int(
+                policy.get("periodSeconds"), where, f"{policy_path}.periodSeconds"
+            )
+            if amount is None or period is None:
+                raise ObjectError(f"{where}: {policy_path}: value and periodSeconds are required")
+            built.append(
+                ScalingPolicy(
+                    type=_required_str(policy, "type", where, f"{policy_path}.type"),
+                    value=amount,
+                    period_seconds=period,
+                )
+            )
+        policies = tuple(built)
+    return ScalingRules(
+        stabilization_window_seconds=_optional_int(
+            rules.get("stabilizationWindowSeconds"), where, f"{path}.stabilizationWindowSeconds"
+        ),
+        select_policy=_optional_str(rules.get("selectPolicy"), where, f"{path}.selectPolicy"),
+        policies=policies,
+        tolerance=_quantity(rules.get("tolerance"), where, f"{path}.tolerance"),
+    )
 
 
 # ---------------------------------------------------------------------------- dispatch
