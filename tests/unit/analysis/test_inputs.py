@@ -97,5 +97,8 @@ def test_results_serialise_to_plain_json() -> None:
         "by_container": {"shop/web-0/app": 1.0},
     }
     json.dumps(data, allow_nan=False)
+    camel = to_json(Finding(ref, Level.HIGH, Decimal("0.25"), 0.5, {ref: 1.0}), camel_case=True)
+    assert list(camel) == ["where", "level", "used", "ratio", "byContainer"]
+    assert camel["byContainer"] == {"shop/web-0/app": 1.0}, "mapping keys are data, kept"
     with pytest.raises(TypeError, match="object has no JSON form"):
         to_json(object())
