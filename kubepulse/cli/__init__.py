@@ -1,11 +1,13 @@
 """``kubectl pulse``: the command line of kubepulse.
 
 Installed as the ``kubectl-pulse`` console script, so kubectl finds it as a plugin and
-``kubectl pulse <command>`` works. Commands so far:
+``kubectl pulse <command>`` works:
 
+- ``kubectl pulse breaches|pressure|quota|recommend|report|hpa``: the analyzers, asked
+  of the adapter through kube-apiserver (``analysis.kubepulse.io``) or run in-process
+  with ``--local`` (see :mod:`kubepulse.cli.analyses`);
+- ``kubectl pulse checkpoint inspect PATH``: what an adapter checkpoint file holds;
 - ``kubectl pulse version``: the installed version.
-- ``kubectl pulse checkpoint inspect PATH``: what an adapter checkpoint file holds
-  (series, samples, time range, metrics), without starting an adapter.
 
 Exit codes: 0 success, 1 the command failed (the message says why and what to do),
 2 bad usage.
@@ -14,85 +16,18 @@ Exit codes: 0 success, 1 the command failed (the message says why and what to do
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import TextIO
 
 from kubepulse import __version__
-from kubepulse.checkpoint import load_checkpoint
+from kubepulse.cli.checkpoint import add_checkpoint_commands
 from kubepulse.errors import KubepulseError
-from kubepulse.store import TimeSeriesStore
 
 __all__ = ["main"]
 
-_OUTPUT_FORMATS = ("table", "json")
-_TOP_METRICS = 20
 
-
-def _utc(timestamp_ms: int) -> str:
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _checkpoint_report(path: Path, store: TimeSeriesStore) -> dict[str, object]:
-    time_range = store.time_range()
-    per_metric = Counter(series.name for series in store)
-    return {
-        "path": str(path),
-        "sizeBytes": path.stat().st_size,
-        "series": store.series_count,
-        "samples": store.sample_count,
-        "oldest": None if time_range is None else _utc(time_range[0]),
-        "newest": None if time_range is None else _utc(time_range[1]),
-        "resolutionSeconds": store.resolution_ms / 1000,
-        "retentionSeconds": store.retention_ms / 1000,
-        "metrics": dict(sorted(per_metric.items(), key=lambda item: (-item[1], item[0]))),
-    }
-
-
-def _print_checkpoint_table(report: dict[str, object], out: TextIO) -> None:
-    rows = [
-        ("PATH", report["path"]),
-        ("SIZE", f"{report['sizeBytes']} bytes"),
-        ("SERIES", report["series"]),
-        ("SAMPLES", report["samples"]),
-        ("OLDEST", report["oldest"] or "-"),
-        ("NEWEST", report["newest"] or "-"),
-        ("RESOLUTION", f"{report['resolutionSeconds']:g}s"),
-        ("RETENTION", f"{report['retentionSeconds']:g}s"),
-    ]
-    for key, value in rows:
-        out.write(f"{key:<12}{value}\n")
-    metrics = report["metrics"]
-    assert isinstance(metrics, dict)
-    if not metrics:
-        return
-    width = max(len(name) for name in metrics)
-    out.write(f"\n{'METRIC':<{width}}  SERIES\n")
-    for index, (name, count) in enumerate(metrics.items()):
-        if index == _TOP_METRICS:
-            out.write(f"... and {len(metrics) - _TOP_METRICS} more metrics (use -o json)\n")
-            break
-        out.write(f"{name:<{width}}  {count}\n")
-
-
-def _checkpoint_inspect(arguments: argparse.Namespace, out: TextIO) -> int:
-    path = Path(arguments.path)
-    store = load_checkpoint(path)
-    report = _checkpoint_report(path, store)
-    if arguments.output == "json":
-        json.dump(report, out, indent=2)
-        out.write("\n")
-    else:
-        _print_checkpoint_table(report, out)
-    return 0
-
-
-def _version(_: argparse.Namespace, out: TextIO) -> int:
+def _version(_: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(f"kubepulse {__version__}\n")
     return 0
 
@@ -103,30 +38,22 @@ def _parser() -> argparse.ArgumentParser:
         description="Container-aware resource metrics and analysis for Kubernetes.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+    add_checkpoint_commands(commands)
     version = commands.add_parser("version", help="print the installed kubepulse version")
     version.set_defaults(run=_version)
-
-    checkpoint = commands.add_parser("checkpoint", help="work with adapter checkpoint files")
-    checkpoint_commands = checkpoint.add_subparsers(
-        dest="checkpoint_command", metavar="COMMAND", required=True
-    )
-    inspect = checkpoint_commands.add_parser(
-        "inspect", help="show what a checkpoint file holds, without starting an adapter"
-    )
-    inspect.add_argument("path", help="the checkpoint file, e.g. /var/lib/kubepulse/store.ckpt")
-    inspect.add_argument("-o", "--output", choices=_OUTPUT_FORMATS, default="table")
-    inspect.set_defaults(run=_checkpoint_inspect)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Run ``kubectl pulse`` with ``argv`` (default: the process's arguments)."""
     arguments = _parser().parse_args(argv)
+    errors = err or sys.stderr
     try:
-        status: int = arguments.run(arguments, out or sys.stdout)
+        status: int = arguments.run(arguments, out or sys.stdout, errors)
     except KubepulseError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=errors)
         return 1
     return status
 
