@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointError",
     "KubepulseError",
     "KubepulseValueError",
+    "UnknownObjectError",
 ]
 
 
@@ -20,6 +21,13 @@ class KubepulseError(Exception):
 
 class KubepulseValueError(KubepulseError, ValueError):
     """Bad input: a quantity, selector, duration, object or argument that cannot be used."""
+
+
+class UnknownObjectError(KubepulseValueError):
+    """The input names an object the cluster does not have: a namespace, node, Deployment.
+
+    The message lists (some of) the names that do exist. APIs answer it with 404.
+    """
 
 
 class CheckpointError(KubepulseError):

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adapter.objects import ObjectNotFoundError, ObjectsUnavailableError, UnknownResourceError
 from adapter.sources.base import MetricNotFoundError, SourceUnavailableError
 from adapter.status import REASONS, status_body
-from kubepulse.errors import KubepulseError, KubepulseValueError
+from kubepulse.errors import KubepulseError, KubepulseValueError, UnknownObjectError
 
 __all__ = [
     "ApiError",
@@ -116,7 +116,9 @@ def error_status(error: BaseException) -> tuple[int, str, str, dict[str, Any] | 
         return error.code, error.reason, str(error), error.details
     if isinstance(error, RequestValidationError):
         return 400, "BadRequest", _validation_message(error), None
-    if isinstance(error, (MetricNotFoundError, ObjectNotFoundError, UnknownResourceError)):
+    if isinstance(
+        error, (MetricNotFoundError, ObjectNotFoundError, UnknownResourceError, UnknownObjectError)
+    ):
         return 404, "NotFound", str(error), None
     if isinstance(error, (SourceUnavailableError, ObjectsUnavailableError)):
         logger.warning("cannot answer: %s", error)

@@ -137,6 +137,7 @@ PUBLIC_SURFACE: dict[str, set[str]] = {
         "CheckpointError",
         "KubepulseError",
         "KubepulseValueError",
+        "UnknownObjectError",
     },
     "kubepulse.cli": {
         "main",
