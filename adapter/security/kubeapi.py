@@ -5,26 +5,28 @@ An aggregated API server asks kube-apiserver three things: the
 (whose bearer token is this) and SubjectAccessReviews (may this user do that). This module
 sends them with an async :class:`httpx.AsyncClient`.
 
-Credentials come from the same places ``kubectl`` and client-go look: the pod's
-ServiceAccount when running in a cluster, else a kubeconfig file. The ``kubernetes``
-package's loaders read them (exec plugins, inline certificate data and token refresh
-included); only the transport is httpx. Every failure is raised as
-:class:`KubernetesAPIError`, so callers never see httpx's exception types.
+Credentials are loaded by :mod:`kubepulse.kubeconnect` (the pod's ServiceAccount in a
+cluster, else a kubeconfig), which this module re-exports; only the transport is here.
+Every failure is raised as :class:`KubernetesAPIError`, so callers never see httpx's
+exception types.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from kubepulse.errors import KubepulseError
+# Credentials and their errors live in kubepulse (the CLI and the library connect too);
+# they are re-exported here for the adapter's modules and tests that import them from here.
+from kubepulse.kubeconnect import (
+    ClusterConnection,
+    KubernetesAPIError,
+    load_client_configuration,
+    load_cluster_connection,
+)
 
 __all__ = [
     "ClusterConnection",
@@ -34,134 +36,8 @@ __all__ = [
     "load_cluster_connection",
 ]
 
-# Written by kubelet into every pod that mounts a ServiceAccount token.
-_IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 # Enough for any review or the ConfigMap; a bigger answer is not kube-apiserver talking.
 _MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-
-
-class KubernetesAPIError(KubepulseError):
-    """A call to kube-apiserver failed: unreachable, timed out, refused or answered badly.
-
-    Attributes:
-        status: the HTTP status kube-apiserver answered, or ``None`` when there was no answer.
-        reason: the ``reason`` of the Status object kube-apiserver sent, if any.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class ClusterConnection:
-    """Where kube-apiserver is and how to prove who we are to it.
-
-    Attributes:
-        host: base URL, ``https://10.0.0.1:443``.
-        ssl_context: trusts kube-apiserver's CA and carries a client certificate if the
-            credentials have one.
-        authorization: returns the ``Authorization`` header value for the next request
-            (a bearer token that may be refreshed from disk), or ``None``.
-        server_name: TLS server name to verify instead of the host's, when the kubeconfig
-            sets ``tls-server-name``.
-        description: where the credentials came from, for error messages.
-    """
-
-    host: str
-    ssl_context: ssl.SSLContext
-    authorization: Callable[[], str | None]
-    server_name: str | None = None
-    description: str = ""
-
-
-def load_cluster_connection(
-    kubeconfig: Path | None = None, *, environ: Mapping[str, str] | None = None
-) -> ClusterConnection:
-    """Credentials for kube-apiserver: a kubeconfig if given, else in-cluster, else the default.
-
-    With ``kubeconfig`` that file is used. Without, a process in a pod
-    (``KUBERNETES_SERVICE_HOST`` set) uses its ServiceAccount token, whose file is re-read
-    as kubelet rotates it; anything else uses ``$KUBECONFIG`` or ``~/.kube/config``.
-
-    Raises:
-        KubernetesAPIError: the credentials cannot be loaded; the message says from where.
-    """
-    configuration, description = load_client_configuration(kubeconfig, environ=environ)
-    return _connection_from_configuration(configuration, description)
-
-
-def load_client_configuration(
-    kubeconfig: Path | None = None, *, environ: Mapping[str, str] | None = None
-) -> tuple[Any, str]:
-    """The ``kubernetes.client.Configuration`` :func:`load_cluster_connection` is built from.
-
-    For code that uses the ``kubernetes`` client library itself (pod discovery), with the
-    same credentials in the same order. Returns the configuration and where it came from.
-
-    Raises:
-        KubernetesAPIError: the credentials cannot be loaded; the message says from where.
-    """
-    import kubernetes.client  # noqa: PLC0415 - the heavy import is paid only when connecting
-    import kubernetes.config  # noqa: PLC0415
-
-    loaders: Any = kubernetes.config
-    env = os.environ if environ is None else environ
-    configuration: Any = kubernetes.client.Configuration()
-    try:
-        if kubeconfig is not None:
-            description = f"kubeconfig {kubeconfig}"
-            loaders.load_kube_config(
-                config_file=str(kubeconfig),
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        elif env.get(_IN_CLUSTER_ENV):
-            description = "the pod's ServiceAccount (in-cluster)"
-            loaders.load_incluster_config(client_configuration=configuration)
-        else:
-            default = env.get("KUBECONFIG", "~/.kube/config")
-            description = f"kubeconfig {default}"
-            loaders.load_kube_config(client_configuration=configuration, persist_config=False)
-    except (loaders.ConfigException, OSError, ValueError) as exc:
-        raise KubernetesAPIError(
-            f"cannot load Kubernetes credentials from {description}: {exc}; set "
-            "kubeconfig (--kubeconfig) to a readable kubeconfig, or run in a pod with a "
-            "ServiceAccount token"
-        ) from exc
-    return configuration, description
-
-
-def _connection_from_configuration(configuration: Any, description: str) -> ClusterConnection:
-    if configuration.verify_ssl:
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-    else:
-        # Only when the kubeconfig says insecure-skip-tls-verify: the user's explicit choice.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if configuration.cert_file:
-        try:
-            context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise KubernetesAPIError(
-                f"cannot load the client certificate from {description}: {exc}"
-            ) from exc
-
-    def authorization() -> str | None:
-        value: str | None = configuration.get_api_key_with_prefix(
-            "BearerToken", alias="authorization"
-        )
-        return value
-
-    return ClusterConnection(
-        host=str(configuration.host).rstrip("/"),
-        ssl_context=context,
-        authorization=authorization,
-        server_name=getattr(configuration, "tls_server_name", None) or None,
-        description=description,
-    )
 
 
 class KubernetesAPI:
