@@ -21,14 +21,15 @@ Unix epoch.
 from __future__ import annotations
 
 import bisect
+import difflib
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
-from kubepulse.errors import KubepulseValueError
+from kubepulse.errors import KubepulseValueError, UnknownObjectError
 from kubepulse.model import Namespace, Node, Pod, ResourceQuota
 
 __all__ = [
@@ -123,6 +124,10 @@ class TimeSeries:
         return self.values[-1] if self.values else None
 
 
+# How many known namespaces an "unknown namespace" error lists.
+_NAMESPACES_LISTED: Final = 10
+
+
 def _empty() -> Mapping[Any, Any]:
     return MappingProxyType({})
 
@@ -186,10 +191,42 @@ class ClusterSnapshot:
         return tuple(quota for quota in self.quotas if quota.namespace == namespace)
 
     def namespace_names(self) -> tuple[str, ...]:
-        """Every namespace named by a Namespace object or by a pod, sorted."""
+        """Every namespace named by a Namespace object, a pod or a quota, sorted."""
         names = {namespace.name for namespace in self.namespaces}
         names.update(pod.namespace for pod in self.pods)
+        names.update(quota.namespace for quota in self.quotas)
         return tuple(sorted(names))
+
+    def require_namespace(self, namespace: str) -> None:
+        """Check that ``namespace`` is one of :meth:`namespace_names`.
+
+        Raises:
+            KubepulseValueError: ``namespace`` is not a non-empty string.
+            UnknownObjectError: it is not in the snapshot; the message suggests close
+                matches and lists (some of) the known namespaces.
+        """
+        if not isinstance(namespace, str) or not namespace:
+            raise KubepulseValueError(
+                f"namespace must be a non-empty string, got {namespace!r}; name one of the "
+                "cluster's namespaces, e.g. 'default'"
+            )
+        known = self.namespace_names()
+        if namespace in known:
+            return
+        if not known:
+            raise UnknownObjectError(
+                f"namespace {namespace!r} not found: the snapshot has no namespaces, pods or "
+                "quotas at all; check that collection worked"
+            )
+        close = difflib.get_close_matches(namespace, known, n=3)
+        hint = f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
+        listed = known[:_NAMESPACES_LISTED]
+        more = len(known) - len(listed)
+        suffix = f" and {more} more" if more else ""
+        raise UnknownObjectError(
+            f"namespace {namespace!r} not found{hint}; known namespaces: "
+            f"{', '.join(listed)}{suffix}"
+        )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from kubepulse.analysis import ClusterSnapshot, ContainerRef, TimeSeries, UsageHistory, to_json
-from kubepulse.errors import KubepulseValueError
-from kubepulse.model import Node, Pod
+from kubepulse.errors import KubepulseValueError, UnknownObjectError
+from kubepulse.model import Namespace, Node, Pod
 
 
 def pod(name: str, node: str | None, phase: str = "Running", namespace: str = "shop") -> Pod:
@@ -102,3 +102,21 @@ def test_results_serialise_to_plain_json() -> None:
     assert camel["byContainer"] == {"shop/web-0/app": 1.0}, "mapping keys are data, kept"
     with pytest.raises(TypeError, match="object has no JSON form"):
         to_json(object())
+
+
+def test_require_namespace_suggests_and_lists() -> None:
+    names = [f"team-{index:02d}" for index in range(12)]
+    snapshot = ClusterSnapshot(
+        taken_at_ms=0,
+        namespaces=tuple(Namespace(name=name) for name in names),
+    )
+    snapshot.require_namespace("team-03")
+    with pytest.raises(UnknownObjectError) as raised:
+        snapshot.require_namespace("team-3")
+    message = str(raised.value)
+    assert message.startswith("namespace 'team-3' not found (did you mean ")
+    assert message.endswith("team-09 and 2 more")
+    with pytest.raises(UnknownObjectError, match="has no namespaces, pods or quotas"):
+        ClusterSnapshot(taken_at_ms=0).require_namespace("x")
+    with pytest.raises(KubepulseValueError, match="non-empty string"):
+        snapshot.require_namespace("")
