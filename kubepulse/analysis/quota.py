@@ -27,7 +27,6 @@ a running container without a usage series is counted as unmeasured, never as id
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -538,30 +537,6 @@ def _known_namespaces(snapshot: ClusterSnapshot) -> set[str]:
     return names
 
 
-def _check_namespace(namespace: str, known: set[str]) -> None:
-    if not isinstance(namespace, str) or not namespace:
-        raise KubepulseValueError(
-            f"namespace must be a non-empty string, got {namespace!r}; name one of the "
-            "cluster's namespaces, e.g. 'default'"
-        )
-    if namespace in known:
-        return
-    if not known:
-        raise KubepulseValueError(
-            f"unknown namespace {namespace!r}: the snapshot has no namespaces, pods or "
-            "quotas at all; check that collection worked"
-        )
-    ordered = sorted(known)
-    close = difflib.get_close_matches(namespace, ordered, n=3)
-    hint = f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
-    listed = ordered[:_NAMESPACES_LISTED]
-    more = len(ordered) - len(listed)
-    suffix = f" and {more} more" if more else ""
-    raise KubepulseValueError(
-        f"unknown namespace {namespace!r}{hint}; known namespaces: {', '.join(listed)}{suffix}"
-    )
-
-
 # ---------------------------------------------------------------------------- the fit
 
 
@@ -972,7 +947,7 @@ def analyze_quotas(
     )
     known = _known_namespaces(snapshot)
     if namespace is not None:
-        _check_namespace(namespace, known)
+        snapshot.require_namespace(namespace)
         quotas: Sequence[ResourceQuota] = snapshot.quotas_in(namespace)
     else:
         quotas = snapshot.quotas
@@ -1276,7 +1251,7 @@ def namespace_report(
     """
     top = _check_top(top)
     known = _known_namespaces(snapshot)
-    _check_namespace(namespace, known)
+    snapshot.require_namespace(namespace)
     quota_report = None
     if include_quota:
         settings = _check_settings(

@@ -459,7 +459,7 @@ def test_an_unknown_namespace_names_close_matches_and_known_ones() -> None:
     )
     with pytest.raises(
         KubepulseValueError,
-        match=r"^unknown namespace 'shpo' \(did you mean 'shop'\?\); known namespaces: shop$",
+        match=r"^namespace 'shpo' not found \(did you mean 'shop'\?\); known namespaces: shop$",
     ) as raised:
         analyze_quotas(snapshot, history_of(), namespace="shpo")
     assert "known namespaces: shop" in str(raised.value)
@@ -474,7 +474,7 @@ def test_a_long_namespace_list_is_cut_short() -> None:
     with pytest.raises(KubepulseValueError) as raised:
         namespace_report(snapshot_of(namespaces=namespaces), history_of(), "nope")
     message = str(raised.value)
-    assert message.startswith("unknown namespace 'nope'; known namespaces: team-00, ")
+    assert message.startswith("namespace 'nope' not found; known namespaces: team-00, ")
     # 10 listed, the other 15 counted.
     assert "team-00, team-01" in message
     assert "team-09 and 15 more" in message
