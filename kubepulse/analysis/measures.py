@@ -1,0 +1,671 @@
+"""Where each :class:`~kubepulse.analysis.inputs.UsageHistory` figure comes from, and how.
+
+:data:`MEASURES` is the one table that says, for every history figure, which metric(s)
+are read, which labels form its key and which transform turns samples into the figure.
+Both history builders read it: :mod:`kubepulse.collect.prometheus_history` renders it
+as PromQL range queries, and the adapter's ``adapter.analysis.store_history`` applies
+the transforms below to the raw samples of its embedded store. Changing a figure's
+source means changing one row here, and both builders follow.
+
+Every figure is evaluated on one grid, ``start, start + step, ... <= end``
+(:func:`evaluation_grid`, the points of a Prometheus ``query_range``). At a grid point
+``t`` each series contributes the transform of its samples in the window
+``[t - lookback, t]``, and the contributions of the series that share a key are added
+up (``sum by (key)``): two cgroups of the same ``namespace/pod/container`` can coexist
+on a node for a moment (a replaced static pod, a force-deleted StatefulSet pod), and
+both use CPU and memory.
+
+The transforms (:class:`Transform`):
+
+- ``RATE``: a counter's per-second increase over the window, reset-aware (a drop means
+  the counter restarted from zero), from the first to the last sample in the window:
+  :func:`kubepulse.stats.exact_evaluate` with ``rate``. PromQL: ``rate(x[lookback])``,
+  which extrapolates to the window's edges; with samples across the whole window the
+  two agree (see :mod:`adapter.sources.promql` in the adapter for the exact bounds).
+- ``GAUGE``: a gauge reduced over the window (:class:`Reduce`: ``max`` for working set,
+  so that a spike between grid points is kept; ``min`` for what is left available;
+  ``last`` for quota usage). PromQL: ``max_over_time(x[lookback])`` and so on.
+- ``RATIO_OF_RATES``: the rate of the first metric over the rate of the second, each
+  summed by key first, then divided point by point where the denominator is positive
+  (:func:`ratio_points`). PromQL: two ``rate()`` queries divided in Python.
+- ``INCREMENTS``: a counter's increments as instants. Each series is read at the grid
+  points (its newest sample at or before ``t`` within :data:`INSTANT_LOOKBACK_MS`, what
+  a PromQL instant selector returns at ``t``), and every increase between consecutive
+  grid points is that many instants at the later point (:func:`increment_instants`).
+  Instants are therefore resolved to the step; they are computed per series before the
+  key's instants are merged, so a series that appears or vanishes is not a reset.
+
+A figure with no sample is absent, never zero. ``RATE`` and ``GAUGE`` figures that are
+shares of time (pressure stall) are clamped to ``[0, 1]`` (:attr:`Measure.clamp_unit`),
+since two samples taken a little late make a rate slightly above one.
+
+Pure: no clock, file or network. :class:`HistoryAssembler` collects what a builder
+measured and makes the :class:`~kubepulse.analysis.inputs.UsageHistory`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from kubepulse.analysis.inputs import ContainerRef, QuotaRef, TimeSeries, UsageHistory
+from kubepulse.catalog import MetricType
+from kubepulse.catalog import get as catalog_spec
+from kubepulse.errors import KubepulseValueError
+from kubepulse.stats import Aggregation, AggregationKind, SeriesKind
+
+__all__ = [
+    "CONTAINER_KEY",
+    "DEFAULT_GRID_POINTS",
+    "INSTANT_LOOKBACK_MS",
+    "MAX_GRID_POINTS",
+    "MEASURES",
+    "NODE_KEY",
+    "QUOTA_KEY",
+    "QUOTA_USED_METRIC",
+    "HistoryAssembler",
+    "Measure",
+    "Reduce",
+    "Selection",
+    "Transform",
+    "choose_step",
+    "evaluation_grid",
+    "gauge_points",
+    "grid_samples",
+    "increment_instants",
+    "key_of",
+    "lookback_for",
+    "measure",
+    "rate_points",
+    "ratio_points",
+    "sum_points",
+]
+
+CONTAINER_KEY: Final = ("namespace", "pod", "container")
+"""The labels that name one container's series (``node`` and ``pod_uid`` are summed over)."""
+NODE_KEY: Final = ("node",)
+"""The label that names one node's series."""
+QUOTA_KEY: Final = ("namespace", "resourcequota", "resource")
+"""kube-state-metrics' labels naming one resource of one ResourceQuota."""
+QUOTA_USED_METRIC: Final = "kube_resourcequota"
+"""kube-state-metrics' ResourceQuota gauge; ``type="used"`` holds ``status.used``."""
+
+INSTANT_LOOKBACK_MS: Final = 300_000
+"""How far back an instant read looks for a sample: Prometheus' default lookback delta."""
+MAX_GRID_POINTS: Final = 11_000
+"""The most grid points one history may have: Prometheus refuses range queries with more."""
+DEFAULT_GRID_POINTS: Final = 1_441
+"""The grid points a history has when its builder chooses the step (:func:`choose_step`):
+one a minute over a day, one a scrape over the last six hours at 15 s. Enough for
+percentiles and trends, and a day of 5,000 containers stays a few million points."""
+
+# Labels the scrapers write when a target's own labels collide with exposed ones
+# (Prometheus with honor_labels: false, the adapter's scraper for pod targets).
+_EXPORTED_PREFIX: Final = "exported_"
+
+
+class Transform(enum.Enum):
+    """How samples become a history figure; see the module docstring."""
+
+    RATE = "rate"
+    GAUGE = "gauge"
+    RATIO_OF_RATES = "ratio_of_rates"
+    INCREMENTS = "increments"
+
+
+class Reduce(enum.Enum):
+    """How a ``GAUGE`` figure reduces the samples of one window."""
+
+    MAX = "max"
+    MIN = "min"
+    LAST = "last"
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """The :mod:`kubepulse.stats` aggregation that computes it."""
+        return Aggregation(AggregationKind(self.value))
+
+    @property
+    def promql_function(self) -> str:
+        """The PromQL ``*_over_time`` function that computes it."""
+        return f"{self.value}_over_time"
+
+
+class Selection(enum.Enum):
+    """Which request filters narrow a measure's series."""
+
+    CONTAINERS = "containers"
+    """Namespaces and nodes both apply (container series carry both labels)."""
+    NODES = "nodes"
+    """Only nodes apply."""
+    QUOTAS = "quotas"
+    """Only namespaces apply, read after the scrape's renaming (see :func:`key_of`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One row of :data:`MEASURES`: one history figure and how it is computed.
+
+    Attributes:
+        field: the :class:`~kubepulse.analysis.inputs.UsageHistory` attribute filled.
+        name: the figure's name inside the field (the pressure name of ``node_pressure``,
+            else equal to ``field``).
+        metrics: the metric names read: one, or the numerator and the denominator of a
+            ``RATIO_OF_RATES``.
+        transform: how samples become the figure.
+        key: the labels that form the figure's key, in the key's order.
+        selection: which request filters apply.
+        reduce: for ``GAUGE``, how a window's samples are reduced.
+        matchers: fixed label equalities every series must have (``type="used"``).
+        clamp_unit: the figure is a share of time, kept within ``[0, 1]``.
+        combine_max: series of one key are combined by their maximum rather than their
+            sum: the same quota can be published by two kube-state-metrics replicas.
+        source: who publishes the metric: ``exporter`` or ``kube-state-metrics``.
+    """
+
+    field: str
+    name: str
+    metrics: tuple[str, ...]
+    transform: Transform
+    key: tuple[str, ...]
+    selection: Selection
+    reduce: Reduce | None = None
+    matchers: tuple[tuple[str, str], ...] = ()
+    clamp_unit: bool = False
+    combine_max: bool = False
+    source: str = "exporter"
+
+    def __post_init__(self) -> None:
+        wanted = 2 if self.transform is Transform.RATIO_OF_RATES else 1
+        if len(self.metrics) != wanted:
+            raise KubepulseValueError(
+                f"measure {self.name!r}: a {self.transform.value} reads {wanted} metric(s), "
+                f"got {len(self.metrics)}"
+            )
+        if (self.transform is Transform.GAUGE) != (self.reduce is not None):
+            raise KubepulseValueError(
+                f"measure {self.name!r}: a reduce goes with a gauge transform and only there"
+            )
+        if self.source == "exporter":
+            for metric in self.metrics:
+                spec = catalog_spec(metric)  # raises for a name not in the catalog
+                counter = spec.type is MetricType.COUNTER
+                if counter == (self.transform is Transform.GAUGE):
+                    raise KubepulseValueError(
+                        f"measure {self.name!r}: {metric} is a {spec.type.value}, which a "
+                        f"{self.transform.value} transform cannot read"
+                    )
+                missing = [label for label in self.key if label not in spec.labels]
+                if missing:
+                    raise KubepulseValueError(
+                        f"measure {self.name!r}: {metric} has no label {missing[0]!r}"
+                    )
+
+    @property
+    def combiner(self) -> str:
+        """The PromQL aggregation that combines the series of one key."""
+        return "max" if self.combine_max else "sum"
+
+    @property
+    def series_kind(self) -> SeriesKind:
+        """How the metric's raw samples are read."""
+        return SeriesKind.GAUGE if self.transform is Transform.GAUGE else SeriesKind.COUNTER
+
+
+def _pressure(name: str, resource: str, line: str) -> Measure:
+    return Measure(
+        field="node_pressure",
+        name=name,
+        metrics=(f"kubepulse_node_pressure_{resource}_{line}_seconds_total",),
+        transform=Transform.RATE,
+        key=NODE_KEY,
+        selection=Selection.NODES,
+        clamp_unit=True,
+    )
+
+
+MEASURES: Final[tuple[Measure, ...]] = (
+    Measure(
+        field="cpu_cores",
+        name="cpu_cores",
+        metrics=("kubepulse_container_cpu_usage_seconds_total",),
+        transform=Transform.RATE,
+        key=CONTAINER_KEY,
+        selection=Selection.CONTAINERS,
+    ),
+    Measure(
+        field="memory_working_set_bytes",
+        name="memory_working_set_bytes",
+        metrics=("kubepulse_container_memory_working_set_bytes",),
+        transform=Transform.GAUGE,
+        key=CONTAINER_KEY,
+        selection=Selection.CONTAINERS,
+        reduce=Reduce.MAX,
+    ),
+    Measure(
+        field="cpu_throttled_ratio",
+        name="cpu_throttled_ratio",
+        metrics=(
+            "kubepulse_container_cpu_cfs_throttled_periods_total",
+            "kubepulse_container_cpu_cfs_periods_total",
+        ),
+        transform=Transform.RATIO_OF_RATES,
+        key=CONTAINER_KEY,
+        selection=Selection.CONTAINERS,
+        clamp_unit=True,
+    ),
+    Measure(
+        field="oom_kill_ms",
+        name="oom_kill_ms",
+        metrics=("kubepulse_container_oom_kills_total",),
+        transform=Transform.INCREMENTS,
+        key=CONTAINER_KEY,
+        selection=Selection.CONTAINERS,
+    ),
+    # "some" is the exporter's "waiting" (the some line), "full" its "stalled".
+    _pressure("cpu_some", "cpu", "waiting"),
+    _pressure("memory_some", "memory", "waiting"),
+    _pressure("memory_full", "memory", "stalled"),
+    _pressure("io_some", "io", "waiting"),
+    _pressure("io_full", "io", "stalled"),
+    Measure(
+        field="node_memory_available_bytes",
+        name="node_memory_available_bytes",
+        metrics=("kubepulse_node_memory_available_bytes",),
+        transform=Transform.GAUGE,
+        key=NODE_KEY,
+        selection=Selection.NODES,
+        reduce=Reduce.MIN,
+    ),
+    Measure(
+        field="node_ephemeral_storage_available_bytes",
+        name="node_ephemeral_storage_available_bytes",
+        metrics=("kubepulse_node_ephemeral_storage_available_bytes",),
+        transform=Transform.GAUGE,
+        key=NODE_KEY,
+        selection=Selection.NODES,
+        reduce=Reduce.MIN,
+    ),
+    Measure(
+        field="quota_used",
+        name="quota_used",
+        metrics=(QUOTA_USED_METRIC,),
+        transform=Transform.GAUGE,
+        key=QUOTA_KEY,
+        selection=Selection.QUOTAS,
+        reduce=Reduce.LAST,
+        matchers=(("type", "used"),),
+        combine_max=True,
+        source="kube-state-metrics",
+    ),
+)
+"""Every history figure, in :class:`~kubepulse.analysis.inputs.UsageHistory` order."""
+
+_BY_NAME: Final[Mapping[str, Measure]] = {row.name: row for row in MEASURES}
+
+
+def measure(name: str) -> Measure:
+    """The row of :data:`MEASURES` called ``name`` (``cpu_cores``, ``io_full``, ...)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KubepulseValueError(
+            f"no history measure is called {name!r}; known: {', '.join(_BY_NAME)}"
+        ) from None
+
+
+# --------------------------------------------------------------------- keys and grid
+
+
+def key_of(row: Measure, labels: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The key of a series with ``labels`` for ``row``; ``None`` when a key label is missing.
+
+    For quota rows an ``exported_<label>`` wins over ``<label>``: kube-state-metrics is
+    scraped as a pod, and a scrape that attaches the pod's own ``namespace`` keeps the
+    quota's namespace as ``exported_namespace``.
+    """
+    values: list[str] = []
+    for label in row.key:
+        value = None
+        if row.selection is Selection.QUOTAS:
+            value = labels.get(_EXPORTED_PREFIX + label)
+        if not value:
+            value = labels.get(label)
+        if not value:
+            return None
+        values.append(value)
+    return tuple(values)
+
+
+def lookback_for(step_ms: int, resolution_ms: int) -> int:
+    """The window each grid point reads: ``max(step, 2 * resolution)``.
+
+    ``resolution_ms`` is the scrape interval. Two scrape intervals make sure a counter
+    has two samples for a rate even when the step is shorter; a step longer than that
+    reads every sample once (windows of ``RATE`` and ``GAUGE`` points touch, they do
+    not overlap nor leave gaps). The adapter's forecasts use the same rule.
+    """
+    if step_ms <= 0 or resolution_ms <= 0:
+        raise KubepulseValueError(
+            f"step and resolution must be positive, got {step_ms} and {resolution_ms} ms"
+        )
+    return max(step_ms, 2 * resolution_ms)
+
+
+def choose_step(
+    start_ms: int, end_ms: int, resolution_ms: int, points: int = DEFAULT_GRID_POINTS
+) -> int:
+    """The step of a history over ``[start_ms, end_ms]`` whose grid has at most ``points``.
+
+    The smallest whole multiple of ``resolution_ms`` (the scrape interval) that keeps the
+    grid within ``points``: a step shorter than a scrape interval only repeats samples,
+    and a multiple of it makes every grid point's window hold the same number of scrapes.
+
+    Raises:
+        KubepulseValueError: the range is reversed, the resolution is not positive, or
+            ``points`` is below 2 or above :data:`MAX_GRID_POINTS`.
+    """
+    if resolution_ms <= 0:
+        raise KubepulseValueError(f"the resolution must be positive, got {resolution_ms} ms")
+    if end_ms < start_ms:
+        raise KubepulseValueError(f"the history ends ({end_ms}) before it starts ({start_ms})")
+    if not 2 <= points <= MAX_GRID_POINTS:
+        raise KubepulseValueError(
+            f"a history's grid has 2 to {MAX_GRID_POINTS} points, not {points}"
+        )
+    shortest = -(-(end_ms - start_ms) // (points - 1))
+    scrapes = max(1, -(-shortest // resolution_ms))
+    return scrapes * resolution_ms
+
+
+def evaluation_grid(start_ms: int, end_ms: int, step_ms: int) -> tuple[int, ...]:
+    """The grid points ``start, start + step, ... <= end``, as Prometheus' ``query_range``.
+
+    Raises:
+        KubepulseValueError: the step is not positive, the range is reversed, or the grid
+            would have more than :data:`MAX_GRID_POINTS` points.
+    """
+    if step_ms <= 0:
+        raise KubepulseValueError(f"the step must be positive, got {step_ms} ms")
+    if end_ms < start_ms:
+        raise KubepulseValueError(f"the history ends ({end_ms}) before it starts ({start_ms})")
+    count = (end_ms - start_ms) // step_ms + 1
+    if count > MAX_GRID_POINTS:
+        raise KubepulseValueError(
+            f"{count} points of {step_ms} ms from {start_ms} to {end_ms} is more than "
+            f"{MAX_GRID_POINTS}; choose a step of at least "
+            f"{-(-(end_ms - start_ms) // (MAX_GRID_POINTS - 1))} ms"
+        )
+    return tuple(start_ms + index * step_ms for index in range(count))
+
+
+# --------------------------------------------------------------------- transforms
+
+
+def _finite(samples: Iterable[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    timestamps: list[int] = []
+    values: list[float] = []
+    for stamp, value in samples:
+        if math.isfinite(value):
+            timestamps.append(int(stamp))
+            values.append(float(value))
+    return timestamps, values
+
+
+def _windows(
+    timestamps: Sequence[int], grid: Sequence[int], lookback_ms: int
+) -> Iterator[tuple[int, int, int]]:
+    """``(grid point, low, high)``: the samples with ``t - lookback <= timestamp <= t``.
+
+    Grid points ascend, so both ends only move forward: ``O(samples + grid)``.
+    """
+    low = high = 0
+    count = len(timestamps)
+    for point_ms in grid:
+        while low < count and timestamps[low] < point_ms - lookback_ms:
+            low += 1
+        high = max(high, low)
+        while high < count and timestamps[high] <= point_ms:
+            high += 1
+        yield point_ms, low, high
+
+
+def rate_points(
+    samples: Iterable[tuple[int, float]], grid: Sequence[int], lookback_ms: int
+) -> list[tuple[int, float]]:
+    """A counter's reset-aware per-second rate over ``[t - lookback, t]`` at each grid point.
+
+    ``samples`` are ``(timestamp_ms, value)`` in increasing time; non-finite values
+    (Prometheus' staleness marker) are skipped. A grid point whose window holds fewer
+    than two samples has no rate.
+
+    The value is :func:`kubepulse.stats.exact_evaluate`'s ``rate`` of the window's
+    samples (the sum of the increases, a drop counting as a restart from zero, over the
+    time from the first to the last sample), computed from running sums of the
+    increases so that a day of samples on a fine grid costs one pass, not one pass per
+    grid point (``tests/unit/analysis/test_measures.py`` checks the two agree).
+    """
+    timestamps, values = _finite(samples)
+    # cumulative[i]: the counter's total increase from the first sample to sample i.
+    cumulative: list[float] = []
+    total = 0.0
+    previous: float | None = None
+    for value in values:
+        if previous is not None:
+            total += value - previous if value >= previous else value
+        cumulative.append(total)
+        previous = value
+    points: list[tuple[int, float]] = []
+    for point_ms, low, high in _windows(timestamps, grid, lookback_ms):
+        if high - low < 2:
+            continue
+        span_ms = timestamps[high - 1] - timestamps[low]
+        rate = (cumulative[high - 1] - cumulative[low]) * 1000.0 / span_ms
+        if math.isfinite(rate):
+            points.append((point_ms, rate))
+    return points
+
+
+def gauge_points(
+    samples: Iterable[tuple[int, float]], grid: Sequence[int], lookback_ms: int, reduce: Reduce
+) -> list[tuple[int, float]]:
+    """A gauge reduced (max, min or last) over ``[t - lookback, t]`` at each grid point.
+
+    As :func:`kubepulse.stats.exact_evaluate` of the window's finite samples.
+    """
+    timestamps, values = _finite(samples)
+    points: list[tuple[int, float]] = []
+    for point_ms, low, high in _windows(timestamps, grid, lookback_ms):
+        if high == low:
+            continue
+        if reduce is Reduce.LAST:
+            points.append((point_ms, values[high - 1]))
+        elif reduce is Reduce.MAX:
+            points.append((point_ms, max(values[low:high])))
+        else:
+            points.append((point_ms, min(values[low:high])))
+    return points
+
+
+def grid_samples(
+    samples: Iterable[tuple[int, float]],
+    grid: Sequence[int],
+    lookback_ms: int = INSTANT_LOOKBACK_MS,
+) -> list[tuple[int, float]]:
+    """The series read at each grid point: its newest sample at or before ``t``.
+
+    What a PromQL instant selector returns at ``t``: nothing when the newest sample is
+    older than ``lookback_ms`` or is the staleness marker (NaN).
+    """
+    timestamps: list[int] = []
+    values: list[float] = []
+    for stamp, value in samples:
+        timestamps.append(int(stamp))
+        values.append(float(value))
+    points: list[tuple[int, float]] = []
+    for point_ms in grid:
+        index = bisect.bisect_right(timestamps, point_ms) - 1
+        if index < 0 or point_ms - timestamps[index] > lookback_ms:
+            continue
+        value = values[index]
+        if math.isfinite(value):
+            points.append((point_ms, value))
+    return points
+
+
+def increment_instants(samples: Iterable[tuple[int, float]]) -> list[int]:
+    """The instants a counter went up: each whole increment is one instant.
+
+    Between consecutive finite samples the increase is ``value - previous``, or
+    ``value`` when the counter dropped (it restarted from zero). An increase of ``n``
+    (rounded; at least one when positive) gives ``n`` copies of the later sample's time.
+    The first sample has nothing before it and gives none.
+    """
+    instants: list[int] = []
+    previous: float | None = None
+    for stamp, value in samples:
+        if not math.isfinite(value):
+            continue
+        if previous is not None:
+            increase = value - previous if value >= previous else value
+            if increase > 0.0:
+                instants.extend([int(stamp)] * max(1, round(increase)))
+        previous = value
+    return instants
+
+
+def sum_points(parts: Iterable[Iterable[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Points of several series added up at equal timestamps (``sum by (key)``)."""
+    totals: dict[int, float] = {}
+    for part in parts:
+        for stamp, value in part:
+            totals[stamp] = totals.get(stamp, 0.0) + value
+    return sorted(totals.items())
+
+
+def ratio_points(
+    numerator: Iterable[tuple[int, float]], denominator: Iterable[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """``numerator / denominator`` at the timestamps both have, where the denominator > 0."""
+    below = dict(denominator)
+    points: list[tuple[int, float]] = []
+    for stamp, value in numerator:
+        divisor = below.get(stamp)
+        if divisor is not None and divisor > 0.0 and math.isfinite(value):
+            points.append((stamp, value / divisor))
+    return sorted(points)
+
+
+def _clamped(points: Iterable[tuple[int, float]]) -> list[tuple[int, float]]:
+    return [(stamp, min(1.0, max(0.0, value))) for stamp, value in points]
+
+
+# --------------------------------------------------------------------- assembly
+
+
+class HistoryAssembler:
+    """Collects what a builder measured, keyed as :data:`MEASURES` says, into a history.
+
+    Builders call :meth:`add_points` (for ``RATE`` and ``GAUGE`` rows, and with
+    ``part`` 0 or 1 for the numerator and the denominator of ``RATIO_OF_RATES`` rows)
+    and :meth:`add_instants` (``INCREMENTS`` rows) once per series or once per key;
+    points of one key are added up at equal timestamps (or their maximum kept, for
+    :attr:`Measure.combine_max` rows). :meth:`history` then divides
+    ratios, clamps shares of time, and builds the
+    :class:`~kubepulse.analysis.inputs.UsageHistory`.
+    """
+
+    def __init__(self, start_ms: int, end_ms: int) -> None:
+        if end_ms < start_ms:
+            raise KubepulseValueError(f"the history ends ({end_ms}) before it starts ({start_ms})")
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self._points: dict[tuple[str, int], dict[tuple[str, ...], dict[int, float]]] = {}
+        self._instants: dict[str, dict[tuple[str, ...], list[int]]] = {}
+
+    def add_points(
+        self,
+        row: Measure,
+        key: tuple[str, ...],
+        points: Iterable[tuple[int, float]],
+        part: int = 0,
+    ) -> None:
+        """Add one series' (or one key's) points to ``row``'s figure of ``key``."""
+        if row.transform is Transform.INCREMENTS:
+            raise KubepulseValueError(f"{row.name} is made of instants; use add_instants")
+        if part not in ((0, 1) if row.transform is Transform.RATIO_OF_RATES else (0,)):
+            raise KubepulseValueError(f"{row.name} has no part {part}")
+        totals = self._points.setdefault((row.name, part), {}).setdefault(key, {})
+        for stamp, value in points:
+            if not math.isfinite(value):
+                continue
+            earlier = totals.get(stamp)
+            if earlier is None:
+                totals[stamp] = value
+            elif row.combine_max:
+                totals[stamp] = max(earlier, value)
+            else:
+                totals[stamp] = earlier + value
+
+    def add_instants(self, row: Measure, key: tuple[str, ...], instants: Iterable[int]) -> None:
+        """Add one series' increment instants to ``row``'s figure of ``key``."""
+        if row.transform is not Transform.INCREMENTS:
+            raise KubepulseValueError(f"{row.name} is made of points; use add_points")
+        self._instants.setdefault(row.name, {}).setdefault(key, []).extend(instants)
+
+    def _series(self, row: Measure) -> dict[tuple[str, ...], TimeSeries]:
+        numerators = self._points.get((row.name, 0), {})
+        result: dict[tuple[str, ...], TimeSeries] = {}
+        for key, totals in numerators.items():
+            points = sorted(totals.items())
+            if row.transform is Transform.RATIO_OF_RATES:
+                denominator = self._points.get((row.name, 1), {}).get(key, {})
+                points = ratio_points(points, denominator.items())
+            if row.clamp_unit:
+                points = _clamped(points)
+            inside = [(t, v) for t, v in points if self.start_ms <= t <= self.end_ms]
+            if inside:
+                result[key] = TimeSeries.of(inside)
+        return result
+
+    def _instants_of(self, row: Measure) -> dict[tuple[str, ...], tuple[int, ...]]:
+        result: dict[tuple[str, ...], tuple[int, ...]] = {}
+        for key, instants in self._instants.get(row.name, {}).items():
+            kept = sorted(t for t in instants if self.start_ms <= t <= self.end_ms)
+            if kept:
+                result[key] = tuple(kept)
+        return result
+
+    def _containers(self, name: str) -> dict[ContainerRef, TimeSeries]:
+        return {ContainerRef(*key): one for key, one in self._series(measure(name)).items()}
+
+    def _nodes(self, name: str) -> dict[str, TimeSeries]:
+        return {key[0]: one for key, one in self._series(measure(name)).items()}
+
+    def history(self) -> UsageHistory:
+        """The :class:`~kubepulse.analysis.inputs.UsageHistory` of everything added."""
+        pressure: dict[str, dict[str, TimeSeries]] = {}
+        for row in MEASURES:
+            if row.field == "node_pressure":
+                for node, one in self._nodes(row.name).items():
+                    pressure.setdefault(node, {})[row.name] = one
+        oom_kills = self._instants_of(measure("oom_kill_ms"))
+        quota = self._series(measure("quota_used"))
+        return UsageHistory(
+            start_ms=self.start_ms,
+            end_ms=self.end_ms,
+            cpu_cores=self._containers("cpu_cores"),
+            memory_working_set_bytes=self._containers("memory_working_set_bytes"),
+            cpu_throttled_ratio=self._containers("cpu_throttled_ratio"),
+            oom_kill_ms={ContainerRef(*key): stamps for key, stamps in oom_kills.items()},
+            node_pressure=pressure,
+            node_memory_available_bytes=self._nodes("node_memory_available_bytes"),
+            node_ephemeral_storage_available_bytes=self._nodes(
+                "node_ephemeral_storage_available_bytes"
+            ),
+            quota_used={QuotaRef(*key): one for key, one in quota.items()},
+        )
