@@ -11,8 +11,10 @@ Start-up, in order, each step failing with a message that says what to fix:
 2. the metric source: the embedded one restores its store from the checkpoint, starts
    pod discovery (exporters and annotated pods) and the static targets, the scraper and
    the checkpointer; the Prometheus one only needs its URL;
-3. the object resolver (a pod list and watch on kube-apiserver) and the security stack
-   (serving certificate, delegated authentication and authorization);
+3. the object resolver (a pod list and watch on kube-apiserver), the analysis API's
+   informer (lists and watches of nodes, pods, namespaces, quotas, HPAs and workloads;
+   ``--no-analysis-api`` leaves it out) and the security stack (serving certificate,
+   delegated authentication and authorization);
 4. HTTPS until SIGTERM or SIGINT; then in-flight requests finish, the scraper and
    discovery stop and a last checkpoint is written.
 
@@ -33,6 +35,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from adapter.analysis.service import AnalysisService
+from adapter.analysis.store_history import StoreHistory
 from adapter.api.context import ApiSettings, wall_clock_ms
 from adapter.app import create_app
 from adapter.config import AdapterConfig, ConfigError, load_config
@@ -48,12 +52,19 @@ from adapter.scrape.targets import (
     TargetSource,
 )
 from adapter.security import AdapterSecurity
-from adapter.security.kubeapi import load_client_configuration, load_cluster_connection
+from adapter.security.kubeapi import (
+    ClusterConnection,
+    load_client_configuration,
+    load_cluster_connection,
+)
 from adapter.server import serve
 from adapter.sources.base import MetricSource
 from adapter.sources.embedded import EmbeddedSource
 from adapter.sources.prometheus import PrometheusSource
 from kubepulse import __version__
+from kubepulse.collect.history import HistorySource
+from kubepulse.collect.informer import ClusterInformer
+from kubepulse.collect.prometheus_history import PrometheusHistory
 from kubepulse.errors import KubepulseError
 from kubepulse.store import TimeSeriesStore
 
@@ -110,6 +121,7 @@ async def run(config: AdapterConfig) -> None:
             KubernetesObjectResolver(
                 connection, request_timeout_s=config.kube_api_timeout_ms / 1000
             ) as objects,
+            open_analysis(config, connection, source) as analysis,
         ):
             with contextlib.suppress(KubepulseError):  # /readyz reports it meanwhile
                 await objects.wait_until_synced(_OBJECTS_SYNC_WAIT_S)
@@ -118,10 +130,40 @@ async def run(config: AdapterConfig) -> None:
                 objects=objects,
                 settings=ApiSettings.from_config(config),
                 registry=registry,
+                analysis=analysis,
             )
             await serve(security.protect(app), config, ssl_context=security.ssl_context)
     finally:
         await security.aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_analysis(
+    config: AdapterConfig, connection: ClusterConnection, source: MetricSource
+) -> AsyncIterator[AnalysisService | None]:
+    """The analysis API's backend (``None`` when disabled): an informer, and history
+    from the same place the metrics come from (the embedded store, or Prometheus)."""
+    if not config.analysis.enabled:
+        yield None
+        return
+    history: HistorySource
+    prometheus: PrometheusHistory | None = None
+    if isinstance(source, EmbeddedSource):
+        history = StoreHistory(source.store, source.lock)
+    else:
+        settings = config.source.prometheus
+        if settings.url is None:  # load_config already refuses this
+            raise KubepulseError("source 'prometheus' needs sources.prometheus.url")
+        prometheus = PrometheusHistory(settings.url, timeout=settings.timeout_ms / 1000)
+        history = prometheus
+    informer = ClusterInformer(connection, timeout=config.kube_api_timeout_ms / 1000)
+    informer.start()
+    try:
+        yield AnalysisService(informer, history)
+    finally:
+        await asyncio.to_thread(informer.close)
+        if prometheus is not None:
+            prometheus.close()
 
 
 def own_metrics_registry() -> CollectorRegistry:

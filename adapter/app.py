@@ -32,13 +32,16 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from adapter.analysis.backend import AnalysisBackend
 from adapter.api import custom_metrics, discovery, external_metrics
+from adapter.api.analysis import install_analysis_routes
 from adapter.api.context import ApiContext, ApiSettings, wall_clock_ms
 from adapter.api.openapi import install_openapi
 from adapter.api.status import install_status_handlers
 from adapter.objects import ObjectResolver
 from adapter.sources.base import MetricSource
 from kubepulse import __version__
+from kubepulse.analysis.resources import GROUP as ANALYSIS_GROUP
 
 __all__ = ["create_app"]
 
@@ -50,6 +53,7 @@ def create_app(
     settings: ApiSettings | None = None,
     clock: Callable[[], int] = wall_clock_ms,
     registry: CollectorRegistry | None = None,
+    analysis: AnalysisBackend | None = None,
 ) -> FastAPI:
     """The metrics API over ``source``, describing the objects ``objects`` resolves.
 
@@ -61,6 +65,8 @@ def create_app(
             one reading of it.
         registry: the adapter's own metrics, served at ``/metrics`` and extended with
             the API's request counts and latencies; ``None`` serves no ``/metrics``.
+        analysis: serves the analyzers under ``analysis.kubepulse.io``; ``None`` leaves
+            that group out.
     """
     app = FastAPI(
         title="kubepulse adapter",
@@ -73,13 +79,18 @@ def create_app(
         redoc_url=None,
     )
     app.state.kubepulse_context = ApiContext(
-        source=source, objects=objects, settings=settings or ApiSettings(), clock=clock
+        source=source,
+        objects=objects,
+        settings=settings or ApiSettings(),
+        clock=clock,
+        analysis=analysis,
     )
     install_status_handlers(app)
     install_openapi(app)
     app.include_router(discovery.router)
     app.include_router(custom_metrics.router)
     app.include_router(external_metrics.router)
+    install_analysis_routes(app)
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)
@@ -120,7 +131,7 @@ def _api_group(path: str) -> str:
     return "other"
 
 
-_API_GROUPS = frozenset({"custom.metrics.k8s.io", "external.metrics.k8s.io"})
+_API_GROUPS = frozenset({"custom.metrics.k8s.io", "external.metrics.k8s.io", ANALYSIS_GROUP})
 
 
 def _serve_own_metrics(app: FastAPI, registry: CollectorRegistry) -> None:

@@ -56,6 +56,7 @@ from kubepulse.stats.aggregate import parse_aggregation
 __all__ = [
     "ENV_PREFIX",
     "AdapterConfig",
+    "AnalysisSettings",
     "AuthenticationSettings",
     "AuthorizationSettings",
     "ConfigError",
@@ -239,6 +240,15 @@ class AuthorizationSettings:
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    """``analysis.*``: the analyzers served as ``analysis.kubepulse.io``."""
+
+    enabled: bool = True
+    """Serve the analysis API; it lists and watches nodes, pods, namespaces,
+    resourcequotas and horizontalpodautoscalers (``--no-analysis-api`` turns it off)."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Logging."""
 
@@ -268,6 +278,7 @@ class AdapterConfig:
     """kubeconfig for kube-apiserver; ``None`` means in-cluster, else ``$KUBECONFIG``."""
     kube_api_timeout_ms: int = 10 * _SECOND
     """Longest a TokenReview, SubjectAccessReview or ConfigMap read may take."""
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     log: LogSettings = field(default_factory=LogSettings)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Where each setting's value came from: ``flag --x``, ``env X``, ``file F``, ``default``."""
@@ -589,6 +600,7 @@ def _settings() -> tuple[_Setting, ...]:
     server, tls = ServerSettings(), TLSSettings()
     embedded, prometheus = EmbeddedSourceSettings(), PrometheusSourceSettings()
     authn, authz, log = AuthenticationSettings(), AuthorizationSettings(), LogSettings()
+    analysis = AnalysisSettings()
     top = AdapterConfig()
     s = _Setting
     return (
@@ -697,6 +709,9 @@ def _settings() -> tuple[_Setting, ...]:
           "kubeconfig for kube-apiserver (default: in-cluster, else $KUBECONFIG)"),
         s("kube_api_timeout", "--kube-api-timeout", _Duration(_SECOND, 5 * _MINUTE),
           top.kube_api_timeout_ms, "longest a call to kube-apiserver may take"),
+        s("analysis.enabled", "--analysis-api", _boolean, analysis.enabled,
+          "serve the analyzers as analysis.kubepulse.io (needs list/watch on nodes, pods, "
+          "namespaces, resourcequotas and horizontalpodautoscalers)", True),
         s("log.level", "--log-level", _choice("debug", "info", "warning", "error"), log.level,
           "least severe level written"),
         s("log.format", "--log-format", _choice("json", "text"), log.format,
@@ -1077,6 +1092,7 @@ def _assemble(
         ),
         kubeconfig=v["kubeconfig"],
         kube_api_timeout_ms=v["kube_api_timeout"],
+        analysis=AnalysisSettings(enabled=v["analysis.enabled"]),
         log=LogSettings(level=v["log.level"], format=v["log.format"]),
         origins=dict(origins),
         warnings=warnings,

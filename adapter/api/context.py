@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from adapter.analysis.backend import AnalysisBackend
 from adapter.config import AdapterConfig, ExternalMetricRule
 from adapter.objects import ObjectResolver
 from adapter.sources.base import MetricSource
@@ -157,6 +158,8 @@ class ApiContext:
     settings: ApiSettings
     clock: Callable[[], int]
     """The current time in epoch milliseconds."""
+    analysis: AnalysisBackend | None = None
+    """Serves ``analysis.kubepulse.io``; ``None`` when the analysis API is disabled."""
 
 
 def get_context(request: Request) -> ApiContext:

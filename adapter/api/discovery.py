@@ -33,6 +33,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends
 
+from adapter.api.analysis import analysis_api_group, analysis_resources
 from adapter.api.common import CUSTOM_GROUP, CUSTOM_VERSIONS, EXTERNAL_GROUP, EXTERNAL_VERSIONS
 from adapter.api.context import ApiContext, get_context
 from adapter.api.status import NotFoundError, StatusRoute
@@ -44,6 +45,8 @@ from adapter.sources.base import (
     scopes_from_labels,
 )
 from kubepulse import catalog
+from kubepulse.analysis.resources import GROUP as ANALYSIS_GROUP
+from kubepulse.analysis.resources import VERSION as ANALYSIS_VERSION
 from kubepulse.metricquery import MetricKind, format_derived_name
 
 __all__ = [
@@ -145,21 +148,22 @@ async def _served_metrics(context: ApiContext) -> list[MetricDescriptor]:
 
 
 @router.get("/apis", summary="The API groups served (APIGroupList)")
-async def api_groups() -> dict[str, Any]:
-    """Both metrics groups and their versions."""
-    return {
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [
-            _api_group(CUSTOM_GROUP, CUSTOM_VERSIONS),
-            _api_group(EXTERNAL_GROUP, EXTERNAL_VERSIONS),
-        ],
-    }
+async def api_groups(context: Context) -> dict[str, Any]:
+    """Both metrics groups and, when enabled, the analysis group, with their versions."""
+    groups = [
+        _api_group(CUSTOM_GROUP, CUSTOM_VERSIONS),
+        _api_group(EXTERNAL_GROUP, EXTERNAL_VERSIONS),
+    ]
+    if context.analysis is not None:
+        groups.append(analysis_api_group())
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
 @router.get("/apis/{group}", summary="One API group (APIGroup)")
-async def api_group(group: str) -> dict[str, Any]:
+async def api_group(group: str, context: Context) -> dict[str, Any]:
     """The versions of ``group``."""
+    if group == ANALYSIS_GROUP and context.analysis is not None:
+        return {"kind": "APIGroup", "apiVersion": "v1", **analysis_api_group()}
     versions = {CUSTOM_GROUP: CUSTOM_VERSIONS, EXTERNAL_GROUP: EXTERNAL_VERSIONS}.get(group)
     if versions is None:
         raise NotFoundError(f"the API group {group!r} is not served here")
@@ -173,6 +177,8 @@ async def api_resources(group: str, version: str, context: Context) -> dict[str,
         resources = custom_resources(await _served_metrics(context), context)
     elif group == EXTERNAL_GROUP and version in EXTERNAL_VERSIONS:
         resources = external_resources(context)
+    elif group == ANALYSIS_GROUP and version == ANALYSIS_VERSION and context.analysis is not None:
+        resources = analysis_resources()
     else:
         raise NotFoundError(f"the API group version {group}/{version} is not served here")
     return {

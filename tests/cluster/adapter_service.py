@@ -4,13 +4,15 @@
 
 1. a namespace and the adapter's ServiceAccount, with the RBAC ``docs/security.md``
    lists: ``system:auth-delegator``, the ``extension-apiserver-authentication-reader``
-   Role in ``kube-system``, and reading pods, workloads, nodes and namespaces; plus the
-   ClusterRole that lets the HPA controller read custom and external metrics;
+   Role in ``kube-system``, and listing and watching pods, workloads, nodes, namespaces,
+   resourcequotas and HPAs (the analysis API's view); plus the ClusterRole that lets the
+   HPA controller read custom and external metrics;
 2. the adapter process (``python -m adapter serve``) as that ServiceAccount (a
    TokenRequest token in a kubeconfig), authentication and authorization on, a
    generated serving certificate for the Service's names, scraping static targets;
 3. an ``ExternalName`` Service pointing at 127.0.0.1 (kube-apiserver dials the
-   adapter's loopback port) and the three APIServices with the generated CA as their
+   adapter's loopback port) and the four APIServices (custom v1beta2 and v1beta1,
+   external, analysis.kubepulse.io) with the generated CA as their
    ``caBundle``, waited for until ``Available=True``.
 
 Everything is removed on exit and the process is stopped with SIGTERM, as kubelet would.
@@ -42,6 +44,7 @@ APISERVICES = (
     ("custom.metrics.k8s.io", "v1beta2", 200),
     ("custom.metrics.k8s.io", "v1beta1", 100),
     ("external.metrics.k8s.io", "v1beta1", 100),
+    ("analysis.kubepulse.io", "v1alpha1", 100),
 )
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
@@ -151,12 +154,20 @@ def _rbac(namespace: str, prefix: str) -> list[tuple[dict[str, Any], str]]:
         "kind": "ClusterRole",
         "metadata": {"name": f"{prefix}:objects"},
         "rules": [
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["nodes", "namespaces"], "verbs": ["get", "list"]},
+            {
+                "apiGroups": [""],
+                "resources": ["pods", "nodes", "namespaces", "resourcequotas"],
+                "verbs": ["get", "list", "watch"],
+            },
             {
                 "apiGroups": ["apps"],
                 "resources": ["deployments", "statefulsets", "replicasets"],
-                "verbs": ["get", "list"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {
+                "apiGroups": ["autoscaling"],
+                "resources": ["horizontalpodautoscalers"],
+                "verbs": ["get", "list", "watch"],
             },
         ],
     }
