@@ -12,6 +12,41 @@ import importlib
 import pytest
 
 PUBLIC_SURFACE: dict[str, set[str]] = {
+    "kubepulse": {
+        "K8sResourceMonitor",
+    },
+    "kubepulse.monitor": {
+        "K8sResourceMonitor",
+        "ProgressReporter",
+    },
+    "kubepulse.analysis": {
+        "ClusterSnapshot",
+        "ContainerRef",
+        "FragmentationReport",
+        "HpaMetricsReport",
+        "LimitBreachReport",
+        "NamespaceReport",
+        "NodePressureReport",
+        "QuotaRef",
+        "QuotaReport",
+        "RecommendationReport",
+        "RepackResult",
+        "TimeSeries",
+        "UsageHistory",
+        "analyze_fragmentation",
+        "analyze_node_pressure",
+        "analyze_quotas",
+        "detect_limit_breaches",
+        "generate_hpa_metrics",
+        "namespace_report",
+        "recommend_resources",
+        "repack",
+        "to_json",
+    },
+    "kubepulse.analysis.registry": {
+        "ANALYSES",
+        "find_analysis",
+    },
     "kubepulse.watchloop": {
         "ExponentialBackoff",
         "TokenBucket",
