@@ -3,7 +3,7 @@
 Installed as the ``kubectl-pulse`` console script, so kubectl finds it as a plugin and
 ``kubectl pulse <command>`` works:
 
-- ``kubectl pulse breaches|pressure|quota|recommend|report|hpa``: the analyzers, asked
+- ``kubectl pulse breaches|pressure|fragmentation|quota|recommend|report|hpa``: the analyzers, asked
   of the adapter through kube-apiserver (``analysis.kubepulse.io``) or run in-process
   with ``--local`` (see :mod:`kubepulse.cli.analyses`);
 - ``kubectl pulse checkpoint inspect PATH``: what an adapter checkpoint file holds;
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from kubepulse import __version__
+from kubepulse.cli.analyses import add_analysis_commands
 from kubepulse.cli.checkpoint import add_checkpoint_commands
 from kubepulse.errors import KubepulseError
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Container-aware resource metrics and analysis for Kubernetes.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_analysis_commands(commands)
     add_checkpoint_commands(commands)
     version = commands.add_parser("version", help="print the installed kubepulse version")
     version.set_defaults(run=_version)
@@ -56,7 +58,3 @@ def main(
         print(f"error: {error}", file=errors)
         return 1
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
