@@ -132,6 +132,7 @@ DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "node-lifecycle-controller",
     "taint-eviction-controller",
     "job-controller",
+    "resourcequota-controller",
 )
 
 
@@ -1440,6 +1441,7 @@ class ControlPlane:
         node_selector: Mapping[str, str] | None = None,
         cpu_request: str = "10m",
         memory_request: str = "16Mi",
+        limits: Mapping[str, str] | None = None,
         image: str = "registry.k8s.io/pause:3.10",
         workers: int = 16,
     ) -> list[str]:
@@ -1448,9 +1450,13 @@ class ControlPlane:
         With ``node_names`` the pods are bound round-robin through
         ``spec.nodeName`` (no scheduler involved, the fastest way to fill
         nodes); without, kube-scheduler places them. The image is never pulled:
-        kwok only pretends to run it.
+        kwok only pretends to run it. ``limits`` (``{"cpu": "500m"}``) are the container's
+        limits; none by default.
         """
         names = [f"{prefix}-{i}" for i in range(count)]
+        resources: dict[str, Any] = {"requests": {"cpu": cpu_request, "memory": memory_request}}
+        if limits:
+            resources["limits"] = dict(limits)
 
         def create(index: int, name: str) -> Callable[[httpx.Client], str]:
             spec: dict[str, Any] = {
@@ -1458,7 +1464,7 @@ class ControlPlane:
                     {
                         "name": "main",
                         "image": image,
-                        "resources": {"requests": {"cpu": cpu_request, "memory": memory_request}},
+                        "resources": resources,
                     }
                 ],
                 "automountServiceAccountToken": False,
