@@ -1,0 +1,174 @@
+"""Benchmark of the analyzers: namespace report and node pressure at two cluster sizes.
+
+For each scale (default: 5,000 pods on 100 nodes, and 50,000 pods on 1,000 nodes) a
+deterministic synthetic cluster is generated (:mod:`synthetic_cluster`: API-shaped
+objects parsed with :mod:`kubepulse.model`, and a usage history with a CPU, memory and
+throttling series per container, node pressure and quota usage), then each analysis is
+run ``--repeat`` times on it and timed with ``time.perf_counter`` (wall) and
+``time.process_time`` (CPU):
+
+- ``namespace_report``: one namespace's report (usage, requests, limits, quota, top
+  consumers), for the largest namespace, with pods listed;
+- ``namespace_report_all``: the report for every namespace in turn (the sum), which is
+  what a dashboard listing all namespaces costs;
+- ``node_pressure``: every node, with eviction ranking and scheduling hints;
+- ``limit_breaches``, ``fragmentation``, ``quotas``, ``recommendations``: the other
+  cluster-wide analyzers, for context;
+- ``hpa_metrics``: the served values and the HPA replay (with a 1 m forecast) for one
+  Deployment of the largest namespace.
+
+Generating the cluster is not timed. The figures are the analysis alone, as the adapter
+computes it from its in-memory view; collection from kube-apiserver is measured by the
+e2e tier. Prints one JSON object to stdout; progress goes to stderr.
+
+    python bench/analysis_bench.py
+    python bench/analysis_bench.py --scales 5000:100 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# Run from a checkout without installing: the repository root holds the packages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic_cluster import SyntheticCluster, synthetic_cluster
+
+from kubepulse.analysis.fragmentation import analyze_fragmentation
+from kubepulse.analysis.hpa import generate_hpa_metrics
+from kubepulse.analysis.limits import detect_limit_breaches
+from kubepulse.analysis.nodes import analyze_node_pressure
+from kubepulse.analysis.quota import analyze_quotas, namespace_report
+from kubepulse.analysis.recommend import recommend_resources
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _time(run: Callable[[], Any], repeat: int) -> dict[str, float]:
+    walls, cpus = [], []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {
+        "wall_ms_median": round(statistics.median(walls) * 1000, 1),
+        "wall_ms_min": round(min(walls) * 1000, 1),
+        "cpu_ms_median": round(statistics.median(cpus) * 1000, 1),
+        "runs": repeat,
+    }
+
+
+def _largest_namespace(cluster: SyntheticCluster) -> tuple[str, int]:
+    counts: dict[str, int] = {}
+    for pod in cluster.snapshot.pods:
+        counts[pod.namespace] = counts.get(pod.namespace, 0) + 1
+    name = max(counts, key=lambda key: counts[key])
+    return name, counts[name]
+
+
+def _scale(pods: int, nodes: int, repeat: int, history_points: int) -> dict[str, Any]:
+    namespaces = max(1, pods // 500)
+    _progress(f"generating {pods} pods on {nodes} nodes in {namespaces} namespaces ...")
+    started = time.perf_counter()
+    cluster = synthetic_cluster(
+        pods=pods, nodes=nodes, namespaces=namespaces, history_points=history_points
+    )
+    generated_s = time.perf_counter() - started
+    snapshot, history = cluster.snapshot, cluster.history
+    namespace, namespace_pods = _largest_namespace(cluster)
+    analyses: dict[str, Callable[[], Any]] = {
+        "namespace_report": lambda: namespace_report(snapshot, history, namespace),
+        "namespace_report_all": lambda: [
+            namespace_report(snapshot, history, name, include_pods=False)
+            for name in snapshot.namespace_names()
+        ],
+        "node_pressure": lambda: analyze_node_pressure(
+            snapshot, history, include_scheduling_hints=True, predict_evictions=True
+        ),
+        "limit_breaches": lambda: detect_limit_breaches(snapshot, history),
+        "fragmentation": lambda: analyze_fragmentation(
+            snapshot, shape_cpu="500m", shape_memory="1Gi"
+        ),
+        "quotas": lambda: analyze_quotas(snapshot, history),
+        "recommendations": lambda: recommend_resources(snapshot, history),
+        "hpa_metrics": lambda: generate_hpa_metrics(
+            snapshot, history, namespace=namespace, deployment="app-0", predict="1m"
+        ),
+    }
+    timings = {}
+    for name, run in analyses.items():
+        _progress(f"  {name} x{repeat} ...")
+        timings[name] = _time(run, repeat)
+    return {
+        "pods": pods,
+        "nodes": nodes,
+        "namespaces": namespaces,
+        "containers_with_history": len(history.cpu_cores),
+        "history_points_per_series": history_points,
+        "report_namespace": namespace,
+        "report_namespace_pods": namespace_pods,
+        "generation_s": round(generated_s, 1),
+        "analyses": timings,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scales",
+        default="5000:100,50000:1000",
+        help="comma-separated PODS:NODES pairs (default 5000:100,50000:1000)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per analysis (default 3)")
+    parser.add_argument(
+        "--history-points",
+        type=int,
+        default=21,
+        help="samples per series, one per 15 s (default 21: the last 5 minutes)",
+    )
+    arguments = parser.parse_args(argv)
+    scales = []
+    for pair in arguments.scales.split(","):
+        pods, _, nodes = pair.partition(":")
+        if not (pods.isdigit() and nodes.isdigit()) or int(pods) < 1 or int(nodes) < 1:
+            parser.error(f"--scales takes PODS:NODES pairs such as 5000:100, got {pair!r}")
+        scales.append((int(pods), int(nodes)))
+    if arguments.repeat < 1 or arguments.history_points < 2:
+        parser.error("--repeat must be at least 1 and --history-points at least 2")
+    results = [
+        _scale(pods, nodes, arguments.repeat, arguments.history_points) for pods, nodes in scales
+    ]
+    print(
+        json.dumps(
+            {
+                "benchmark": "analysis",
+                "command": "python bench/analysis_bench.py " + " ".join(argv or sys.argv[1:]),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "scales": results,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
