@@ -154,18 +154,32 @@ def prometheus_config(apps: Sequence[AppProcess], namespace: str, scrape_interva
     )
 
 
+def exporter_pages_config(exporter_url: str, nodes: Sequence[str], scrape_interval_s: int) -> str:
+    """Scrape each node's page of a synthetic exporter, as one exporter per node."""
+    host = exporter_url.removeprefix("http://")
+    targets = "\n".join(
+        f"      - targets: ['{host}']\n        labels: {{__metrics_path__: /nodes/{node}/metrics}}"
+        for node in nodes
+    )
+    return (
+        "global:\n"
+        f"  scrape_interval: {scrape_interval_s}s\n"
+        f"  scrape_timeout: {scrape_interval_s}s\n"
+        "scrape_configs:\n"
+        "  - job_name: kubepulse-exporter\n"
+        "    honor_labels: true\n"
+        "    static_configs:\n"
+        f"{targets}\n"
+    )
+
+
 @contextlib.contextmanager
-def prometheus_process(
-    binary: Path,
-    workdir: Path,
-    apps: Sequence[AppProcess],
-    *,
-    namespace: str = "shop",
-    scrape_interval_s: int = 1,
+def prometheus_with_config(
+    binary: Path, workdir: Path, config_text: str
 ) -> Iterator[PrometheusProcess]:
-    """Debian's Prometheus scraping ``apps`` with target labels namespace, pod, node."""
+    """Debian's Prometheus on a free loopback port with ``config_text``, stopped on exit."""
     config = workdir / "prometheus.yml"
-    config.write_text(prometheus_config(apps, namespace, scrape_interval_s))
+    config.write_text(config_text)
     port = free_port()
     log = (workdir / "prometheus.log").open("wb")
     process = subprocess.Popen(
@@ -186,6 +200,21 @@ def prometheus_process(
     finally:
         stop(process)
         log.close()
+
+
+@contextlib.contextmanager
+def prometheus_process(
+    binary: Path,
+    workdir: Path,
+    apps: Sequence[AppProcess],
+    *,
+    namespace: str = "shop",
+    scrape_interval_s: int = 1,
+) -> Iterator[PrometheusProcess]:
+    """Debian's Prometheus scraping ``apps`` with target labels namespace, pod, node."""
+    config = prometheus_config(apps, namespace, scrape_interval_s)
+    with prometheus_with_config(binary, workdir, config) as prometheus:
+        yield prometheus
 
 
 def find_prometheus() -> Path | None:

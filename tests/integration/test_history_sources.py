@@ -73,10 +73,10 @@ from tests.cluster.synthetic_exporter import (
 )
 from tests.integration.prometheus_harness import (
     INSTALL_HINT,
+    exporter_pages_config,
     find_prometheus,
     free_port,
-    stop,
-    wait_for_http,
+    prometheus_with_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -208,43 +208,9 @@ def test_the_page_shows_the_usage_it_was_given() -> None:
 @contextlib.contextmanager
 def prometheus_scraping(binary: Path, workdir: Path, exporter_url: str) -> Iterator[str]:
     """Debian's Prometheus scraping each synthetic node's page every second."""
-    host = exporter_url.removeprefix("http://")
-    targets = "\n".join(
-        f"      - targets: ['{host}']\n"
-        f"        labels: {{__metrics_path__: /nodes/{node.name}/metrics}}"
-        for node in NODES
-    )
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n"
-        "  scrape_interval: 1s\n"
-        "  scrape_timeout: 1s\n"
-        "scrape_configs:\n"
-        "  - job_name: kubepulse-exporter\n"
-        "    honor_labels: true\n"
-        "    static_configs:\n"
-        f"{targets}\n"
-    )
-    port = free_port()
-    log = (workdir / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(binary),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/-/ready", 30.0, "prometheus", process)
-        yield url
-    finally:
-        stop(process)
-        log.close()
+    config = exporter_pages_config(exporter_url, [node.name for node in NODES], 1)
+    with prometheus_with_config(binary, workdir, config) as prometheus:
+        yield prometheus.url
 
 
 def assert_close(
