@@ -40,6 +40,8 @@ from typing import Any
 
 import pytest
 
+from kubepulse import K8sResourceMonitor
+from kubepulse.errors import KubepulseValueError, UnknownObjectError
 from tests.cluster.adapter_service import RegisteredAdapter, registered_adapter
 from tests.cluster.controlplane import ControlPlane, find_tool
 from tests.cluster.synthetic_exporter import (
@@ -52,6 +54,13 @@ from tests.cluster.synthetic_exporter import (
     SyntheticPod,
     Throttled,
 )
+from tests.e2e.conftest import missing_prerequisite
+from tests.integration.prometheus_harness import (
+    INSTALL_HINT,
+    exporter_pages_config,
+    find_prometheus,
+    prometheus_with_config,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +72,9 @@ BATCH_THROTTLED = 50
 BATCH_UNLIMITED = 50
 CALM_PODS = 20
 HOGS = 4
+# The rate window PrometheusHistory reads at its default 15 s resolution (2 x 15 s), plus
+# a margin.
+PROMETHEUS_LOOKBACK_S = 45.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class Scenario:
     nodes: tuple[str, ...]
     hogs: tuple[str, ...]
     plugin_path: str
+    prometheus_url: str
+    prometheus_started_s: float
 
 
 def _synthetic(
@@ -112,6 +126,9 @@ def _quota(cluster: ControlPlane, namespace: str, hard: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def scenario(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    prometheus = find_prometheus()
+    if prometheus is None:
+        missing_prerequisite(INSTALL_HINT)
     suffix = uuid.uuid4().hex[:5]
     shop, batch = f"shop-{suffix}", f"batch-{suffix}"
     workdir = tmp_path_factory.mktemp("analysis")
@@ -176,6 +193,9 @@ def scenario(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) ->
         ]
         with (
             SyntheticExporter(pods, synthetic_nodes) as exporter,
+            prometheus_with_config(
+                prometheus, workdir, exporter_pages_config(exporter.url, nodes, 1)
+            ) as prometheus_process,
             registered_adapter(
                 cluster, workdir, static_targets=[f"{exporter.url}/metrics"]
             ) as adapter,
@@ -184,6 +204,7 @@ def scenario(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) ->
             scenario = Scenario(
                 cluster, adapter, shop, batch, hot_node, nodes, tuple(hogs),
                 f"{plugin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                prometheus_process.url, time.time(),
             )  # fmt: skip
             _wait_for_history(scenario)
             yield scenario
@@ -303,9 +324,11 @@ def test_report_counts_the_namespace_exactly(scenario: Scenario) -> None:
     assert local["podCount"] == report["podCount"]
     local_cpu = next(item for item in local["resources"] if item["resource"] == "cpu")
     assert local_cpu["requests"] == cpu["requests"]
-    # No metrics-server and no Prometheus here: usage is missing, and said to be.
+    # Without --prometheus-url history comes from metrics-server, which this cluster
+    # does not run (kwok pods report no usage to it either): usage is missing, and the
+    # answer says why.
     assert local_cpu["usage"] is None
-    assert local["metadata"]["warnings"], local["metadata"]
+    assert "metrics-server" in " ".join(local["metadata"]["warnings"]), local["metadata"]
 
 
 def test_bad_input_is_refused_with_what_to_do(scenario: Scenario) -> None:
@@ -319,6 +342,46 @@ def test_bad_input_is_refused_with_what_to_do(scenario: Scenario) -> None:
     target = pulse(scenario, "recommend", "--target", "cheapest", check=False)
     assert target.returncode == 1
     assert "balanced, performance, cost" in target.stderr
+
+
+def test_the_library_facade_reads_prometheus_history(scenario: Scenario) -> None:
+    """``K8sResourceMonitor`` with watches and Prometheus: the same answers as the adapter."""
+    # A PromQL rate over a range longer than the data underestimates (Prometheus does not
+    # extrapolate before a series' first sample): let the history cover the lookback.
+    time.sleep(max(0.0, scenario.prometheus_started_s + PROMETHEUS_LOOKBACK_S - time.time()))
+    monitor = K8sResourceMonitor(prometheus_url=scenario.prometheus_url)
+    with monitor.connect(kubeconfig=scenario.cluster.kubeconfig, sync_timeout=60):
+
+        def cpu_totals() -> Any:
+            report = monitor.get_namespace_resources(scenario.shop, include_pods=False)
+            assert report.pod_count == SHOP_PODS + CALM_PODS + HOGS
+            cpu = next(item for item in report.resources if item.resource == "cpu")
+            # Prometheus scrapes from the scenario's start; a rate needs two scrapes.
+            return cpu if cpu.unmeasured_containers == 0 else None
+
+        cpu = scenario.cluster.wait_until(
+            cpu_totals, timeout=90, interval=3, description="Prometheus has every container"
+        )
+        assert float(cpu.requests) == pytest.approx(25.2)
+        assert cpu.usage == pytest.approx(13.1, rel=0.1)
+        pressure = monitor.analyze_node_pressure()
+        first = {candidate.pod for candidate in pressure.eviction_ranking[:HOGS]}
+        assert first == set(scenario.hogs)
+        breaches = monitor.detect_limit_breaches(80, "1m", namespace=scenario.batch)
+        assert len({finding.pod for finding in breaches.throttling}) == BATCH_THROTTLED
+        advice = monitor.get_resource_recommendations(scenario.shop, "cost")
+        assert advice.workloads, advice.missing[:3]
+        with pytest.raises(KubepulseValueError, match="balanced, performance, cost"):
+            monitor.get_resource_recommendations(scenario.shop, "cheapest")
+        with pytest.raises(UnknownObjectError, match="no-such-namespace"):
+            monitor.get_namespace_resources("no-such-namespace")
+    assert not monitor.warnings
+    local = _pulse_json(
+        scenario, "report", "-n", scenario.shop, "--local",
+        "--prometheus-url", scenario.prometheus_url,
+    )  # fmt: skip
+    local_cpu = next(item for item in local["resources"] if item["resource"] == "cpu")
+    assert local_cpu["usage"] == pytest.approx(13.1, rel=0.1)
 
 
 def test_chaos_evictions_and_node_loss_while_analysing(scenario: Scenario) -> None:
