@@ -152,7 +152,10 @@ class Param:
         return number
 
     def _duration(self, text: str) -> int:
-        duration_ms = parse_duration(text)
+        try:
+            duration_ms = parse_duration(text)
+        except KubepulseValueError as error:
+            raise KubepulseValueError(f"{self.name}: {error}") from error
         low = self.minimum if self.minimum is not None else 0
         high = self.maximum if self.maximum is not None else math.inf
         if not low <= duration_ms <= high:

@@ -49,7 +49,8 @@ def _param_help(analysis: Analysis, name: str) -> str:
         extra.append(f"one of {', '.join(param.choices)}")
     if param.default is not None:
         extra.append(f"default {param.default}")
-    return param.help + (f" ({'; '.join(extra)})" if extra else "")
+    text = param.help + (f" ({'; '.join(extra)})" if extra else "")
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def _add_command(commands: Any, analysis: Analysis) -> None:
@@ -61,9 +62,14 @@ def _add_command(commands: Any, analysis: Analysis) -> None:
     if analysis.named:
         command.add_argument("name", help="the object to analyse (e.g. a Deployment's name)")
     for param in analysis.params:
-        metavar = "BOOL" if param.kind is ParamKind.BOOLEAN else param.kind.value.upper()
+        if param.kind is ParamKind.BOOLEAN:
+            command.add_argument(
+                param.flag, dest=f"param_{param.name}", action=argparse.BooleanOptionalAction,
+                default=None, help=_param_help(analysis, param.name),
+            )  # fmt: skip
+            continue
         command.add_argument(
-            param.flag, dest=f"param_{param.name}", metavar=metavar,
+            param.flag, dest=f"param_{param.name}", metavar=param.kind.value.upper(),
             help=_param_help(analysis, param.name),
         )  # fmt: skip
     if analysis.scope is not Scope.CLUSTER:
@@ -122,6 +128,13 @@ def _namespace(arguments: argparse.Namespace, analysis: Analysis) -> str | None:
     return None
 
 
+def _flag_text(value: str | bool) -> str:
+    """A flag's value as the API's query parameter text (switches are true or false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
 def _parse_flags(analysis: Analysis, raw: dict[str, str]) -> dict[str, Any]:
     """:func:`parse_params`, with errors naming the flag (``--threshold-percent``)."""
     try:
@@ -136,7 +149,7 @@ def _parse_flags(analysis: Analysis, raw: dict[str, str]) -> dict[str, Any]:
 def _run(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     analysis = find_analysis(arguments.analysis_resource)
     raw = {
-        param.name: value
+        param.name: _flag_text(value)
         for param in analysis.params
         if (value := getattr(arguments, f"param_{param.name}")) is not None
     }

@@ -9,7 +9,7 @@ routing, validation, discovery and error shapes that are checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -19,101 +19,13 @@ from adapter.analysis.service import AnalysisService
 from adapter.app import create_app
 from adapter.objects import InMemoryObjectResolver
 from adapter.sources.embedded import EmbeddedSource
-from kubepulse.analysis.inputs import ClusterSnapshot, ContainerRef, TimeSeries, UsageHistory
+from kubepulse.analysis.inputs import ClusterSnapshot
 from kubepulse.analysis.registry import ANALYSES
-from kubepulse.errors import KubepulseError
-from kubepulse.model import Namespace, Node, Pod, ResourceQuota
 from kubepulse.store import TimeSeriesStore
 from tests.unit.adapter.api.client import TestClient
+from tests.unit.analysis.small_cluster import NOW, FixedHistory, snapshot
 
-NOW = 1_700_000_000_000
 GROUP = "/apis/analysis.kubepulse.io/v1alpha1"
-_MI = 2**20
-
-
-def _pod(name: str, node: str, memory_request: str, *, owner: str = "web") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "shop",
-            "uid": f"uid-{name}",
-            "labels": {"app": owner, "pod-template-hash": "5d9f7"},
-            "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{owner}-5d9f7",
-                 "uid": f"rs-{owner}", "controller": True}
-            ],
-            "creationTimestamp": "2023-11-14T20:00:00Z",
-        },
-        "spec": {
-            "nodeName": node,
-            "containers": [
-                {"name": "app", "image": "app:1",
-                 "resources": {"requests": {"cpu": "100m", "memory": memory_request},
-                               "limits": {"cpu": "200m", "memory": "256Mi"}}}
-            ],
-        },
-        "status": {"phase": "Running", "qosClass": "Burstable",
-                   "startTime": "2023-11-14T20:00:00Z"},
-    }  # fmt: skip
-
-
-def snapshot() -> ClusterSnapshot:
-    node = {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": "node-a", "uid": "node-a"},
-        "status": {
-            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-    quota = {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": "compute", "namespace": "shop", "uid": "q1"},
-        "spec": {"hard": {"pods": "4"}},
-        "status": {"hard": {"pods": "4"}, "used": {"pods": "2"}},
-    }
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
-    return ClusterSnapshot(
-        taken_at_ms=NOW,
-        nodes=(Node.from_api(node),),
-        pods=(
-            Pod.from_api(_pod("web-5d9f7-a", "node-a", "128Mi")),
-            Pod.from_api(_pod("web-5d9f7-b", "node-a", "128Mi")),
-        ),
-        namespaces=(Namespace.from_api(namespace),),
-        quotas=(ResourceQuota.from_api(quota),),
-    )
-
-
-def _series(value: float, start_ms: int) -> TimeSeries:
-    return TimeSeries.of((t, value) for t in range(start_ms, NOW + 1, 15_000))
-
-
-class FixedHistory:
-    """A history source that returns the same measurements for any range."""
-
-    def __init__(self, *, down: bool = False) -> None:
-        self.down = down
-        self.calls: list[tuple[int, int, tuple[str, ...] | None]] = []
-
-    def fetch(
-        self, start_ms: int, end_ms: int, namespaces: Iterable[str] | None = None
-    ) -> UsageHistory:
-        self.calls.append((start_ms, end_ms, None if namespaces is None else tuple(namespaces)))
-        if self.down:
-            raise KubepulseError("Prometheus at http://127.0.0.1:1 did not answer")
-        refs = [ContainerRef("shop", pod, "app") for pod in ("web-5d9f7-a", "web-5d9f7-b")]
-        return UsageHistory(
-            start_ms=start_ms,
-            end_ms=end_ms,
-            cpu_cores={ref: _series(0.19, start_ms) for ref in refs},
-            memory_working_set_bytes={ref: _series(200 * _MI, start_ms) for ref in refs},
-        )
 
 
 class View:
