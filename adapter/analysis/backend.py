@@ -29,6 +29,10 @@ class AnalysisBackend(Protocol):
         """Whether the view of the cluster is synced."""
         ...
 
+    def not_ready_reason(self) -> str:
+        """Why :meth:`ready` is false, for the 503's message."""
+        ...
+
     async def inputs(self, history_ms: int, namespace: str | None, clock_ms: int) -> AnalysisInputs:
         """The snapshot, ``history_ms`` of history ending at ``clock_ms``, and the HPAs.
 

@@ -41,6 +41,10 @@ class ClusterView(Protocol):
         """The HorizontalPodAutoscalers, as kube-apiserver returns them."""
         ...
 
+    def problems(self) -> Mapping[str, str]:
+        """The last error of each kind that cannot be listed or watched now."""
+        ...
+
 
 class AnalysisService:
     """Collects inputs for, and computes, the analysis API's answers.
@@ -57,6 +61,13 @@ class AnalysisService:
     def ready(self) -> bool:
         """Whether the view of the cluster is synced."""
         return self._view.synced()
+
+    def not_ready_reason(self) -> str:
+        """Why :meth:`ready` is false, with the failing kinds' errors."""
+        problems = "; ".join(f"{kind}: {error}" for kind, error in self._view.problems().items())
+        if problems:
+            return f"the adapter cannot list the cluster's objects ({problems})"
+        return "the adapter is still listing the cluster's objects; retry in a few seconds"
 
     async def inputs(self, history_ms: int, namespace: str | None, clock_ms: int) -> AnalysisInputs:
         """The snapshot, the last ``history_ms`` of history and the HPAs."""

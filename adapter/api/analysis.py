@@ -85,9 +85,7 @@ def _handler(
         params = parse_params(analysis, dict(request.query_params))
         namespace = request.path_params.get("namespace") if namespaced else None
         if not backend.ready():
-            raise ServiceUnavailableError(
-                "the adapter is still listing the cluster's objects; retry in a few seconds"
-            )
+            raise ServiceUnavailableError(backend.not_ready_reason())
         clock_ms = context.clock()
         try:
             inputs = await backend.inputs(analysis.history_ms(params), namespace, clock_ms)

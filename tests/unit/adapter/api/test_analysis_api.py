@@ -29,8 +29,9 @@ GROUP = "/apis/analysis.kubepulse.io/v1alpha1"
 
 
 class View:
-    def __init__(self, *, synced: bool = True) -> None:
+    def __init__(self, *, synced: bool = True, failing: Mapping[str, str] | None = None) -> None:
         self.is_synced = synced
+        self.failing = dict(failing or {})
 
     def synced(self) -> bool:
         return self.is_synced
@@ -40,6 +41,9 @@ class View:
 
     def autoscalers(self) -> tuple[Mapping[str, Any], ...]:
         return ()
+
+    def problems(self) -> Mapping[str, str]:
+        return self.failing
 
 
 def app_for(view: View, history: FixedHistory) -> FastAPI:
@@ -144,6 +148,14 @@ def test_bad_requests_get_status_objects(
 def test_not_synced_or_history_down_is_503() -> None:
     with client_for(View(synced=False), FixedHistory()) as client:
         _status(client.get(GROUP + "/nodepressure"), 503, "ServiceUnavailable", "retry")
+    forbidden = {"resourcequotas": "403 Forbidden: grant list on resourcequotas"}
+    with client_for(View(synced=False, failing=forbidden), FixedHistory()) as client:
+        _status(
+            client.get(GROUP + "/nodepressure"),
+            503,
+            "ServiceUnavailable",
+            "resourcequotas: 403 Forbidden: grant list on resourcequotas",
+        )
     with client_for(View(), FixedHistory(down=True)) as client:
         _status(
             client.get(GROUP + "/nodepressure"),
