@@ -4,7 +4,8 @@ FastAPI derives the document from the routes, and would announce a ``422`` valid
 error for every route with parameters. The adapter never answers 422: every failure is a
 Kubernetes ``Status`` (400, 404, 503; 401 and 403 from the security layer). This module
 rewrites each operation's responses to say so, and gives the successful answers their
-shapes (discovery documents, ``MetricValueList``, ``ExternalMetricValueList``), so that a
+shapes (discovery documents, ``MetricValueList``, ``ExternalMetricValueList``, analysis
+results), so that a
 client, or a fuzzer checking conformance, reads the truth.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from kubepulse.analysis.resources import GROUP as ANALYSIS_GROUP
 
 __all__ = ["install_openapi"]
 
@@ -69,6 +72,21 @@ _DISCOVERY_SCHEMA: dict[str, Any] = {
     },
 }
 
+_ANALYSIS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An analysis result: the analyzer's fields (lowerCamelCase) under kind, "
+    "apiVersion and metadata (creationTimestamp, snapshotTimestamp, historyStart, historyEnd).",
+    "required": ["kind", "apiVersion", "metadata"],
+    "properties": {
+        "kind": {"type": "string"},
+        "apiVersion": {"type": "string", "enum": ["analysis.kubepulse.io/v1alpha1"]},
+        "metadata": {
+            "type": "object",
+            "required": ["creationTimestamp", "snapshotTimestamp", "historyStart", "historyEnd"],
+        },
+    },
+}
+
 _FAILURES = {
     "400": "the request is malformed: a bad selector, statistic, name or parameter",
     "401": "no valid credentials (from the security layer)",
@@ -96,9 +114,15 @@ def describe_responses(document: dict[str, Any]) -> dict[str, Any]:
         MetricValue=_ITEM_SCHEMA,
         MetricValueList=_LIST_SCHEMA,
         DiscoveryDocument=_DISCOVERY_SCHEMA,
+        AnalysisResult=_ANALYSIS_SCHEMA,
     )
     for path, operations in document.get("paths", {}).items():
-        success = "DiscoveryDocument" if path.count("/") <= 3 else "MetricValueList"
+        if path.count("/") <= 3:
+            success = "DiscoveryDocument"
+        elif path.startswith(f"/apis/{ANALYSIS_GROUP}/"):
+            success = "AnalysisResult"
+        else:
+            success = "MetricValueList"
         for operation in operations.values():
             operation["responses"] = {
                 "200": _json(success, "the answer"),

@@ -7,7 +7,7 @@ and memory (200 MiB of a 256 MiB limit) for both containers over any range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubepulse.analysis.inputs import ClusterSnapshot, ContainerRef, TimeSeries, UsageHistory
@@ -101,3 +101,23 @@ class FixedHistory:
             cpu_cores={ref: _series(0.19, start_ms) for ref in refs},
             memory_working_set_bytes={ref: _series(200 * _MI, start_ms) for ref in refs},
         )
+
+
+class SmallClusterView:
+    """The informer's part: the small cluster, synced or not, with failing kinds."""
+
+    def __init__(self, *, synced: bool = True, failing: Mapping[str, str] | None = None) -> None:
+        self.is_synced = synced
+        self.failing = dict(failing or {})
+
+    def synced(self) -> bool:
+        return self.is_synced
+
+    def snapshot(self) -> ClusterSnapshot:
+        return snapshot()
+
+    def autoscalers(self) -> tuple[Mapping[str, Any], ...]:
+        return ()
+
+    def problems(self) -> Mapping[str, str]:
+        return self.failing

@@ -9,7 +9,7 @@ routing, validation, discovery and error shapes that are checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,31 +19,13 @@ from adapter.analysis.service import AnalysisService
 from adapter.app import create_app
 from adapter.objects import InMemoryObjectResolver
 from adapter.sources.embedded import EmbeddedSource
-from kubepulse.analysis.inputs import ClusterSnapshot
 from kubepulse.analysis.registry import ANALYSES
 from kubepulse.store import TimeSeriesStore
 from tests.unit.adapter.api.client import TestClient
-from tests.unit.analysis.small_cluster import NOW, FixedHistory, snapshot
+from tests.unit.analysis.small_cluster import NOW, FixedHistory
+from tests.unit.analysis.small_cluster import SmallClusterView as View
 
 GROUP = "/apis/analysis.kubepulse.io/v1alpha1"
-
-
-class View:
-    def __init__(self, *, synced: bool = True, failing: Mapping[str, str] | None = None) -> None:
-        self.is_synced = synced
-        self.failing = dict(failing or {})
-
-    def synced(self) -> bool:
-        return self.is_synced
-
-    def snapshot(self) -> ClusterSnapshot:
-        return snapshot()
-
-    def autoscalers(self) -> tuple[Mapping[str, Any], ...]:
-        return ()
-
-    def problems(self) -> Mapping[str, str]:
-        return self.failing
 
 
 def app_for(view: View, history: FixedHistory) -> FastAPI:

@@ -1,10 +1,11 @@
-"""Fuzz the metrics API from its own OpenAPI document with schemathesis.
+"""Fuzz the metrics and analysis APIs from the adapter's own OpenAPI document with schemathesis.
 
 Schemathesis generates requests for every operation the adapter describes: valid and
 invalid path segments, selectors and parameters, including characters, lengths and
 encodings nobody would type. They are sent in-process (ASGI, no network) to the real app
-over a real :class:`EmbeddedSource` on a small store, and to the same app over a source
-that is down. What must hold for every one of them:
+over a real :class:`EmbeddedSource` on a small store (and the analysis API over a small
+recorded cluster), and to the same app over a source, and a history, that are down.
+What must hold for every one of them:
 
 - no server error, except the deliberate ``503`` of the down source;
 - every failure is a Kubernetes ``Status`` whose ``code`` is the HTTP status;
@@ -30,12 +31,14 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from adapter.analysis.service import AnalysisService
 from adapter.app import create_app
 from adapter.objects import InMemoryObjectResolver
 from adapter.sources.base import MetricDescriptor, SourceUnavailableError
 from adapter.sources.embedded import EmbeddedSource
 from kubepulse.metricquery import ObjectValue, SeriesRequest
 from tests.unit.adapter.api.test_api import NOW, SETTINGS, cluster_objects, filled_store
+from tests.unit.analysis.small_cluster import FixedHistory, SmallClusterView
 
 EXAMPLES_PER_OPERATION = 150
 
@@ -59,6 +62,7 @@ def working_app() -> Any:
         objects=InMemoryObjectResolver(cluster_objects()),
         settings=SETTINGS,
         clock=lambda: NOW,
+        analysis=AnalysisService(SmallClusterView(), FixedHistory()),
     )
 
 
@@ -68,6 +72,7 @@ def down_app() -> Any:
         objects=InMemoryObjectResolver(cluster_objects()),
         settings=SETTINGS,
         clock=lambda: NOW,
+        analysis=AnalysisService(SmallClusterView(), FixedHistory(down=True)),
     )
 
 
