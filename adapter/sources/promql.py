@@ -73,6 +73,7 @@ from kubepulse.metricquery import (
     StatisticError,
     resolve_aggregation,
 )
+from kubepulse.promql import escape_regex, escape_string
 from kubepulse.selector import LabelSelector, Operator, Requirement
 from kubepulse.stats import Aggregation, AggregationKind, SeriesKind
 
@@ -113,7 +114,6 @@ DISCOVERY_TAGS = {
 }
 
 # Characters with a meaning in RE2, which Prometheus' =~ and !~ use.
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 _LABEL_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _LABEL_NAME_REST = _LABEL_NAME_START | frozenset("0123456789")
 
@@ -147,23 +147,6 @@ class QueryPlan:
     matches_nothing: bool = False
     """The selector can match no series Prometheus may hold (``tier=`` asks for a label
     that is present and empty, which Prometheus never stores): nothing to send."""
-
-
-def escape_string(value: str) -> str:
-    """``value`` as a PromQL double-quoted string literal, quotes included."""
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
-
-
-def escape_regex(value: str) -> str:
-    """``value`` as an RE2 pattern matching exactly that text (before string escaping)."""
-    return "".join(f"\\{char}" if char in _REGEX_SPECIAL else char for char in value)
 
 
 def is_label_name(name: str) -> bool:

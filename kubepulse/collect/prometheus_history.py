@@ -53,6 +53,7 @@ from kubepulse.analysis.measures import (
 )
 from kubepulse.duration import format_duration
 from kubepulse.errors import KubepulseError, KubepulseValueError
+from kubepulse.promql import escape_regex, escape_string
 
 __all__ = [
     "DEFAULT_RESOLUTION_MS",
@@ -72,32 +73,12 @@ POST_THRESHOLD_BYTES: Final = 2_000
 DEFAULT_RESOLUTION_MS: Final = 15_000
 """The scrape interval assumed when none is given: Prometheus' usual 15 s."""
 
-# Characters with a meaning in RE2, which Prometheus' =~ uses.
-_REGEX_SPECIAL: Final = frozenset("\\.+*?()|[]{}^$")
-
 
 class PrometheusHistoryError(KubepulseError):
     """Prometheus could not be asked, or did not answer as Prometheus does."""
 
 
 # --------------------------------------------------------------------- pure PromQL
-
-
-def escape_string(value: str) -> str:
-    """``value`` as a PromQL double-quoted string literal, quotes included."""
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
-
-
-def escape_regex(value: str) -> str:
-    """``value`` as an RE2 pattern matching exactly that text (before string escaping)."""
-    return "".join(f"\\{char}" if char in _REGEX_SPECIAL else char for char in value)
 
 
 def _one_of(label: str, values: Iterable[str]) -> str:

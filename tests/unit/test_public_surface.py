@@ -12,6 +12,10 @@ import importlib
 import pytest
 
 PUBLIC_SURFACE: dict[str, set[str]] = {
+    "kubepulse.promql": {
+        "escape_regex",
+        "escape_string",
+    },
     "kubepulse": {
         "K8sResourceMonitor",
     },
