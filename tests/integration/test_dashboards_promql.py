@@ -37,7 +37,6 @@ import contextlib
 import importlib.util
 import json
 import math
-import subprocess
 import sys
 import threading
 import time
@@ -70,7 +69,7 @@ from tests.cluster.synthetic_exporter import (
     SyntheticPod,
     Throttled,
 )
-from tests.integration.prometheus_harness import INSTALL_HINT, free_port, stop, wait_for_http
+from tests.integration.prometheus_harness import INSTALL_HINT, free_port, prometheus_with_config
 from tests.integration.test_exporter_process import Exporter, in_ci, start_exporter
 
 pytestmark = pytest.mark.integration
@@ -163,26 +162,8 @@ def prometheus_config(
 
 @contextlib.contextmanager
 def prometheus(binary: Path, workdir: Path, config: str) -> Iterator[str]:
-    (workdir / "prometheus.yml").write_text(config)
-    port = free_port()
-    with (workdir / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for_http(f"{url}/-/ready", 30.0, "prometheus", process)
-            yield url
-        finally:
-            stop(process)
+    with prometheus_with_config(binary, workdir, config) as process:
+        yield process.url
 
 
 @contextlib.contextmanager
