@@ -54,7 +54,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -73,6 +72,7 @@ from kubernetes.config.incluster_config import (
 )
 
 from exporter.metadata import ClusterView, MetadataMode, MetadataSource
+from kubepulse.collect.index import ObjectIndex, WatchOutcome
 from kubepulse.errors import KubepulseError, KubepulseValueError
 from kubepulse.model import EPHEMERAL_STORAGE, MEMORY, Node, ObjectError, Pod
 from kubepulse.quantity import format_quantity
@@ -92,6 +92,7 @@ __all__ = [
     "PodCache",
     "RelistResult",
     "load_api_client",
+    "outcome_error_reason",
 ]
 
 LOGGER: Final = logging.getLogger("kubepulse.exporter.podwatch")
@@ -114,9 +115,6 @@ SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
 """Where the kubelet mounts a pod's ServiceAccount token and the cluster's CA."""
 
 _HTTP_GONE: Final = 410
-# How many deleted UIDs the cache remembers, so that a late event cannot bring a deleted
-# pod back. Late events trail a deletion by moments, so the newest few thousand suffice.
-_TOMBSTONES: Final = 4096
 # A watch that ends this quickly without a single event is treated as a failure, so that
 # a server that accepts and closes watches at once does not make the watcher spin.
 _SHORT_WATCH_SECONDS: Final = 1.0
@@ -135,43 +133,22 @@ class ApiClientConfigError(KubepulseError):
 # ---------------------------------------------------------------------------- pure parts
 
 
-class EventOutcome(Enum):
-    """What applying one watch event did to a :class:`PodCache`."""
+EventOutcome = WatchOutcome
+"""What applying one watch event did to a :class:`PodCache` (the library's outcomes)."""
 
-    CHANGED = "changed"
-    """A pod was added, replaced or removed."""
-    VERSION = "version"
-    """Only the resourceVersion moved: a bookmark, or the deletion of an unknown pod."""
-    IGNORED = "ignored"
-    """A duplicate, or an event older than what the cache holds for that pod."""
-    INVALID_EVENT = "invalid-event"
-    """Not JSON, not an object, no ``object``, or an unknown event type."""
-    INVALID_OBJECT = "invalid-object"
-    """The pod has no UID or the object model rejected it; the event was skipped."""
-    EXPIRED = "expired"
-    """``ERROR`` with code 410: the resourceVersion is gone; the pods must be listed."""
-    ERROR = "error"
-    """``ERROR`` with any other code: the watch must be restarted."""
-
-    @property
-    def error_reason(self) -> str | None:
-        """The ``errors`` reason this outcome is counted under, or None."""
-        return _OUTCOME_ERROR_REASONS.get(self)
-
-    @property
-    def ends_watch(self) -> bool:
-        """Whether the watch cannot go on after this event."""
-        return self in (EventOutcome.EXPIRED, EventOutcome.ERROR)
-
-
-_OUTCOME_ERROR_REASONS: Final[Mapping[EventOutcome, str]] = MappingProxyType(
+_ERROR_REASONS: Final[Mapping[WatchOutcome, str]] = MappingProxyType(
     {
-        EventOutcome.INVALID_EVENT: ERROR_DECODE,
-        EventOutcome.INVALID_OBJECT: ERROR_OBJECT,
-        EventOutcome.EXPIRED: ERROR_GONE,
-        EventOutcome.ERROR: ERROR_WATCH,
+        WatchOutcome.INVALID_EVENT: ERROR_DECODE,
+        WatchOutcome.INVALID_OBJECT: ERROR_OBJECT,
+        WatchOutcome.EXPIRED: ERROR_GONE,
+        WatchOutcome.ERROR: ERROR_WATCH,
     }
 )
+
+
+def outcome_error_reason(outcome: EventOutcome) -> str | None:
+    """The ``errors`` reason an outcome is counted under, or None when it is no error."""
+    return _ERROR_REASONS.get(outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +159,6 @@ class RelistResult:
     """Pods now in the cache."""
     rejected: tuple[str, ...] = ()
     """Why each skipped item was skipped, one message per item."""
-
-
-def _numeric_version(resource_version: object) -> int | None:
-    """A resourceVersion as an integer, when it is one.
-
-    Kubernetes calls resourceVersions opaque; kube-apiserver's are etcd revisions, plain
-    decimal integers that grow, which is what makes stale events detectable. Anything
-    else is never compared, only stored.
-    """
-    if isinstance(resource_version, str) and resource_version.isdigit():
-        return int(resource_version)
-    return None
 
 
 def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -209,7 +174,10 @@ class PodCache:
     """A node's pods by UID, kept current by a list and then watch events.
 
     Pure: it takes the API server's parsed JSON and returns what happened; the watcher
-    does the I/O. Rules, as client-go's reflector and the API conventions have them:
+    does the I/O. The bookkeeping is the library's
+    :class:`~kubepulse.collect.index.ObjectIndex`, which the analyzers' informer uses for
+    every kind; this adds the PodList checks. Rules, as client-go's reflector and the API
+    conventions have them:
 
     - :meth:`replace` installs a list wholesale (pods gone from the list are dropped) and
       takes the list's resourceVersion;
@@ -227,48 +195,43 @@ class PodCache:
     """
 
     def __init__(self) -> None:
-        self._pods: dict[str, Pod] = {}
-        self._versions: dict[str, int | None] = {}
-        self._tombstones: OrderedDict[str, int] = OrderedDict()
-        self._resource_version: str | None = None
-        self._synced = False
-        self._needs_relist = True
-        self._snapshot: Mapping[str, Pod] | None = None
-        self.last_problem: str | None = None
-        """Why the most recent invalid, expired or error event was one, for logs."""
+        self._index: ObjectIndex[Pod] = ObjectIndex("pods", Pod.from_api)
 
     # ------------------------------------------------------------------ reading
 
     @property
     def pods(self) -> Mapping[str, Pod]:
         """An immutable snapshot of the pods by UID; later events never change it."""
-        if self._snapshot is None:
-            self._snapshot = MappingProxyType(dict(self._pods))
-        return self._snapshot
+        return self._index.items
 
     @property
     def resource_version(self) -> str | None:
         """The resourceVersion to watch from; None before the first list."""
-        return self._resource_version
+        return self._index.resource_version
 
     @property
     def synced(self) -> bool:
         """True once a list has been installed."""
-        return self._synced
+        return self._index.synced
 
     @property
     def needs_relist(self) -> bool:
         """True before the first list and after the resourceVersion expired."""
-        return self._needs_relist
+        return self._index.needs_relist
+
+    @property
+    def last_problem(self) -> str | None:
+        """Why the most recent invalid, expired or error event was one, for logs."""
+        return self._index.last_problem
 
     def __len__(self) -> int:
-        return len(self._pods)
+        return len(self._index)
 
     # ------------------------------------------------------------------ updating
 
     def mark_expired(self) -> None:
         """Record that the server no longer has :attr:`resource_version` (410 Gone)."""
-        self._needs_relist = True
+        self._index.mark_expired()
 
     def replace(self, pod_list: object) -> RelistResult:
         """Install a PodList as the API server returned it (parsed JSON).
@@ -295,129 +258,16 @@ class PodCache:
             items = []
         if not isinstance(items, list):
             raise ObjectError("PodList: items: expected an array")
-        pods: dict[str, Pod] = {}
-        versions: dict[str, int | None] = {}
-        rejected: list[str] = []
-        for index, item in enumerate(items):
-            problem = None
-            if not isinstance(item, Mapping):
-                problem = "not a JSON object"
-            else:
-                uid = _optional_text(_metadata(item).get("uid"))
-                if uid is None:
-                    problem = "metadata.uid is missing"
-                else:
-                    try:
-                        pods[uid] = Pod.from_api(item)
-                    except ObjectError as exc:
-                        problem = str(exc)
-                    else:
-                        versions[uid] = _numeric_version(_metadata(item).get("resourceVersion"))
-            if problem is not None:
-                rejected.append(f"PodList items[{index}]: {problem}")
-        self._pods = pods
-        self._versions = versions
-        self._tombstones.clear()
-        self._resource_version = resource_version
-        self._synced = True
-        self._needs_relist = False
-        self._snapshot = None
-        return RelistResult(pods=len(pods), rejected=tuple(rejected))
+        rejected = self._index.replace(items, resource_version)
+        return RelistResult(pods=len(self._index), rejected=rejected)
 
     def apply_line(self, line: bytes | str) -> EventOutcome:
         """Decode one line of a watch stream and :meth:`apply` it."""
-        try:
-            event = json.loads(line)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-            self.last_problem = f"a watch line is not JSON: {exc}"
-            return EventOutcome.INVALID_EVENT
-        return self.apply(event)
+        return self._index.apply_line(line)
 
     def apply(self, event: object) -> EventOutcome:
         """Apply one watch event (``{"type": ..., "object": {...}}``, parsed JSON)."""
-        if not isinstance(event, Mapping):
-            self.last_problem = "a watch event is not a JSON object"
-            return EventOutcome.INVALID_EVENT
-        event_type = event.get("type")
-        obj = event.get("object")
-        if not isinstance(obj, Mapping):
-            self.last_problem = f"a {event_type!r} watch event carries no object"
-            return EventOutcome.INVALID_EVENT
-        if event_type == "ERROR":
-            return self._apply_error(obj)
-        resource_version = _optional_text(_metadata(obj).get("resourceVersion"))
-        if event_type == "BOOKMARK":
-            if resource_version is None:
-                self.last_problem = "a BOOKMARK event carries no resourceVersion"
-                return EventOutcome.INVALID_EVENT
-            self._advance(resource_version)
-            return EventOutcome.VERSION
-        if event_type not in ("ADDED", "MODIFIED", "DELETED"):
-            self.last_problem = f"unknown watch event type {event_type!r}"
-            return EventOutcome.INVALID_EVENT
-        uid = _optional_text(_metadata(obj).get("uid"))
-        if uid is None:
-            self._advance(resource_version)
-            self.last_problem = f"a {event_type} pod has no metadata.uid"
-            return EventOutcome.INVALID_OBJECT
-        version = _numeric_version(resource_version)
-        if self._is_stale(uid, version):
-            return EventOutcome.IGNORED
-        if event_type == "DELETED":
-            return self._apply_deleted(uid, version, resource_version)
-        self._advance(resource_version)
-        self._versions[uid] = version
-        try:
-            pod = Pod.from_api(obj)
-        except ObjectError as exc:
-            self.last_problem = str(exc)
-            return EventOutcome.INVALID_OBJECT
-        self._pods[uid] = pod
-        self._snapshot = None
-        return EventOutcome.CHANGED
-
-    def _apply_error(self, status: Mapping[str, Any]) -> EventOutcome:
-        code = status.get("code")
-        message = status.get("message") or status.get("reason") or "no message"
-        self.last_problem = f"{code} {status.get('reason', '')}: {message}".strip()
-        # kube-apiserver sends code 410 with reason Expired; Gone is the older spelling.
-        if code == _HTTP_GONE or (code is None and status.get("reason") in ("Expired", "Gone")):
-            self._needs_relist = True
-            return EventOutcome.EXPIRED
-        return EventOutcome.ERROR
-
-    def _apply_deleted(
-        self, uid: str, version: int | None, resource_version: str | None
-    ) -> EventOutcome:
-        self._advance(resource_version)
-        self._versions.pop(uid, None)
-        if version is not None:
-            self._tombstones[uid] = version
-            self._tombstones.move_to_end(uid)
-            while len(self._tombstones) > _TOMBSTONES:
-                self._tombstones.popitem(last=False)
-        if self._pods.pop(uid, None) is None:
-            return EventOutcome.VERSION
-        self._snapshot = None
-        return EventOutcome.CHANGED
-
-    def _is_stale(self, uid: str, version: int | None) -> bool:
-        if version is None:
-            return False
-        held = self._versions.get(uid)
-        if held is not None and version <= held:
-            return True
-        deleted_at = self._tombstones.get(uid)
-        return deleted_at is not None and version <= deleted_at
-
-    def _advance(self, resource_version: str | None) -> None:
-        """Move the cache's resourceVersion forward, never back."""
-        if resource_version is None:
-            return
-        new, held = _numeric_version(resource_version), _numeric_version(self._resource_version)
-        if new is not None and held is not None and new < held:
-            return
-        self._resource_version = resource_version
+        return self._index.apply(event)
 
 
 # ---------------------------------------------------------------------------- the client
@@ -926,7 +776,7 @@ class NodePodWatcher(MetadataSource):
         if outcome is EventOutcome.EXPIRED:
             self._expired(watched_from, self._cache.last_problem or "410")
             return True
-        reason = outcome.error_reason
+        reason = outcome_error_reason(outcome)
         if reason is None:  # IGNORED
             return False
         self._count(reason)

@@ -50,9 +50,12 @@ class WatchOutcome(Enum):
     """Only the resourceVersion moved: a bookmark, or the deletion of an unknown object."""
     IGNORED = "ignored"
     """A duplicate, or an event older than what the index holds for that object."""
-    INVALID = "invalid"
-    """Not JSON, no object, no UID, an unknown event type, or an object that cannot be
-    built; the event was skipped."""
+    INVALID_EVENT = "invalid-event"
+    """Not JSON, not an object, no ``object``, an unknown event type, or a bookmark
+    without a resourceVersion; the event was skipped."""
+    INVALID_OBJECT = "invalid-object"
+    """The object has no UID or cannot be built; the event was skipped (an object that
+    was readable before keeps its last good version)."""
     EXPIRED = "expired"
     """``ERROR`` with code 410: the resourceVersion is gone; the kind must be listed again."""
     ERROR = "error"
@@ -193,36 +196,36 @@ class ObjectIndex(Generic[_T]):
             event = json.loads(line)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
             self.last_problem = f"a {self.kind} watch line is not JSON: {exc}"
-            return WatchOutcome.INVALID
+            return WatchOutcome.INVALID_EVENT
         return self.apply(event)
 
     def apply(self, event: object) -> WatchOutcome:
         """Apply one watch event (``{"type": ..., "object": {...}}``, parsed JSON)."""
         if not isinstance(event, Mapping):
             self.last_problem = f"a {self.kind} watch event is not a JSON object"
-            return WatchOutcome.INVALID
+            return WatchOutcome.INVALID_EVENT
         event_type = event.get("type")
         obj = event.get("object")
         if not isinstance(obj, Mapping):
             self.last_problem = f"a {event_type!r} {self.kind} watch event carries no object"
-            return WatchOutcome.INVALID
+            return WatchOutcome.INVALID_EVENT
         if event_type == "ERROR":
             return self._apply_error(obj)
         resource_version = _text(_metadata(obj).get("resourceVersion"))
         if event_type == "BOOKMARK":
             if resource_version is None:
                 self.last_problem = f"a {self.kind} BOOKMARK carries no resourceVersion"
-                return WatchOutcome.INVALID
+                return WatchOutcome.INVALID_EVENT
             self._advance(resource_version)
             return WatchOutcome.VERSION
         if event_type not in ("ADDED", "MODIFIED", "DELETED"):
             self.last_problem = f"unknown {self.kind} watch event type {event_type!r}"
-            return WatchOutcome.INVALID
+            return WatchOutcome.INVALID_EVENT
         uid = _text(_metadata(obj).get("uid"))
         if uid is None:
             self._advance(resource_version)
             self.last_problem = f"a {event_type} {self.kind} object has no metadata.uid"
-            return WatchOutcome.INVALID
+            return WatchOutcome.INVALID_OBJECT
         version = numeric_resource_version(resource_version)
         if self._is_stale(uid, version):
             return WatchOutcome.IGNORED
@@ -234,7 +237,7 @@ class ObjectIndex(Generic[_T]):
         except ValueError as exc:
             # The last good version stays: better ageing than missing.
             self.last_problem = str(exc)
-            return WatchOutcome.INVALID
+            return WatchOutcome.INVALID_OBJECT
         self._versions[uid] = version
         self._objects[uid] = built
         self._changed()

@@ -359,7 +359,7 @@ class ClusterInformer:
                     raise KubernetesAPIError(
                         f"the {feed.kind.resource} watch ended with an error: {problem}"
                     )
-                if outcome is WatchOutcome.INVALID:
+                if outcome in (WatchOutcome.INVALID_EVENT, WatchOutcome.INVALID_OBJECT):
                     LOGGER.warning(
                         "informer: %s: skipped an event: %s", feed.kind.resource, problem
                     )

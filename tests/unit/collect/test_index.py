@@ -86,8 +86,8 @@ def test_a_list_without_a_resource_version_is_refused() -> None:
             ["a", "b"],
             "10",
         ),
-        ({"type": "SURPRISE", "object": pod("c")}, WatchOutcome.INVALID, ["a", "b"], "10"),
-        ({"type": "ADDED"}, WatchOutcome.INVALID, ["a", "b"], "10"),
+        ({"type": "SURPRISE", "object": pod("c")}, WatchOutcome.INVALID_EVENT, ["a", "b"], "10"),
+        ({"type": "ADDED"}, WatchOutcome.INVALID_EVENT, ["a", "b"], "10"),
         (
             {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}},
             WatchOutcome.EXPIRED,
@@ -152,7 +152,7 @@ def test_items_is_an_immutable_copy_renewed_on_change() -> None:
 
 def test_a_line_that_is_not_json_is_invalid() -> None:
     index = _index(pod("a"))
-    assert index.apply_line(b"{nope") is WatchOutcome.INVALID
+    assert index.apply_line(b"{nope") is WatchOutcome.INVALID_EVENT
     assert index.last_problem is not None
     assert "not JSON" in index.last_problem
 

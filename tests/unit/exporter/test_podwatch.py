@@ -29,6 +29,7 @@ from exporter.podwatch import (
     NodePodWatcher,
     PodCache,
     load_api_client,
+    outcome_error_reason,
 )
 from kubepulse.errors import KubepulseValueError
 from kubepulse.model import ObjectError
@@ -225,7 +226,7 @@ def test_the_recorded_410_asks_for_a_relist_and_keeps_the_pods_until_then() -> N
 
     assert outcome is EventOutcome.EXPIRED
     assert outcome.ends_watch
-    assert outcome.error_reason == ERROR_GONE
+    assert outcome_error_reason(outcome) == ERROR_GONE
     assert cache.needs_relist
     assert cache.last_problem is not None
     assert "too old" in cache.last_problem
@@ -262,7 +263,7 @@ def test_error_events_expire_only_on_410(status: dict[str, Any], expected: str) 
     assert outcome.ends_watch
     assert cache.needs_relist is (expected == "expired")
     if expected == "error":
-        assert outcome.error_reason == ERROR_WATCH
+        assert outcome_error_reason(outcome) == ERROR_WATCH
 
 
 def test_a_duplicate_event_is_ignored(
@@ -329,7 +330,7 @@ def test_a_pod_the_model_rejects_is_counted_and_skipped_and_the_watch_goes_on(
     outcome = cache.apply(broken)
 
     assert outcome is EventOutcome.INVALID_OBJECT
-    assert outcome.error_reason == ERROR_OBJECT
+    assert outcome_error_reason(outcome) == ERROR_OBJECT
     assert not outcome.ends_watch
     assert cache.last_problem is not None
     assert "pod default/web-0" in cache.last_problem
@@ -368,7 +369,7 @@ def test_an_undecodable_line_is_counted_and_changes_nothing(
 ) -> None:
     outcome = synced_at_241.apply_line(line)
     assert outcome is EventOutcome.INVALID_EVENT
-    assert outcome.error_reason == ERROR_DECODE
+    assert outcome_error_reason(outcome) == ERROR_DECODE
     assert not outcome.ends_watch
     assert synced_at_241.resource_version == "241"
     assert synced_at_241.pods == {}
