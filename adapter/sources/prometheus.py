@@ -63,7 +63,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
@@ -95,6 +95,7 @@ from kubepulse.metricquery import (
     SeriesRequest,
     Statistic,
 )
+from kubepulse.promql import AnswerKind, PrometheusAnswerError, answer_data
 from kubepulse.stats import InsufficientDataError, exact_evaluate, forecast_holt, forecast_linear
 
 __all__ = [
@@ -104,6 +105,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_ADVICE: Final = {
+    AnswerKind.NOT_API: "check that the URL is Prometheus' base URL (without /api/v1)",
+    AnswerKind.REFUSED: "this is a kubepulse bug, the query is in the adapter's log: please "
+    "report it",
+    AnswerKind.FAILED: "check that Prometheus is healthy and not overloaded",
+}
 
 POST_THRESHOLD_BYTES = 2_000
 """Encoded parameters longer than this go in a form-encoded POST body, not the URL."""
@@ -527,36 +535,16 @@ class PrometheusSource:
                 f"cannot reach Prometheus at {where}: {type(error).__name__}: {error}; check "
                 "the URL and that Prometheus is running"
             ) from None
-        status = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict):
-            raise SourceUnavailableError(
-                f"Prometheus at {where} answered HTTP {status} without a JSON API answer; "
-                "check that the URL is Prometheus' base URL (without /api/v1)"
-            )
-        if body.get("status") == "success" and status < 400:
-            return body.get("data")
-        error_type = body.get("errorType", "unknown")
-        message = body.get("error", "no message")
-        if error_type == "bad_data":
-            logger.error(
-                "Prometheus at %s refused a query kubepulse built (HTTP %s, bad_data: %s): %s",
-                where,
-                status,
-                message,
-                query,
-            )
-            raise SourceUnavailableError(
-                f"Prometheus at {where} refused a query kubepulse built (HTTP {status}, "
-                f"bad_data: {message}); this is a kubepulse bug, the query is in the adapter's "
-                "log: please report it"
-            )
-        raise SourceUnavailableError(
-            f"Prometheus at {where} failed with HTTP {status} ({error_type}: {message})"
-        )
+        try:
+            return answer_data(response.status_code, body, where)
+        except PrometheusAnswerError as error:
+            if error.kind is AnswerKind.REFUSED:
+                logger.error("%s; the query kubepulse built: %s", error, query)
+            raise SourceUnavailableError(f"{error}; {_ADVICE[error.kind]}") from None
 
     def _malformed(self, path: str, expected: str) -> SourceUnavailableError:
         return SourceUnavailableError(

@@ -53,7 +53,13 @@ from kubepulse.analysis.measures import (
 )
 from kubepulse.duration import format_duration
 from kubepulse.errors import KubepulseError, KubepulseValueError
-from kubepulse.promql import escape_regex, escape_string
+from kubepulse.promql import (
+    AnswerKind,
+    PrometheusAnswerError,
+    answer_data,
+    escape_regex,
+    escape_string,
+)
 
 __all__ = [
     "DEFAULT_RESOLUTION_MS",
@@ -72,6 +78,14 @@ POST_THRESHOLD_BYTES: Final = 2_000
 """Encoded parameters longer than this go in a form-encoded POST body, not the URL."""
 DEFAULT_RESOLUTION_MS: Final = 15_000
 """The scrape interval assumed when none is given: Prometheus' usual 15 s."""
+
+
+_ADVICE: Final = {
+    AnswerKind.NOT_API: "check --prometheus-url: it is Prometheus' base URL, without /api/v1",
+    AnswerKind.REFUSED: "Prometheus 2.33 or newer is needed (for the @ modifier); otherwise "
+    "this is a kubepulse bug (the query is logged), please report it",
+    AnswerKind.FAILED: "retry later, or ask for fewer points if it ran out of resources",
+}
 
 
 class PrometheusHistoryError(KubepulseError):
@@ -346,31 +360,16 @@ class PrometheusHistory:
                 f"cannot reach Prometheus at {self._url} ({type(error).__name__}: {error}); "
                 "check --prometheus-url and that Prometheus is running and reachable from here"
             ) from None
-        status = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict):
-            raise PrometheusHistoryError(
-                f"{where} answered HTTP {status} without a Prometheus API answer; check "
-                "--prometheus-url: it is Prometheus' base URL, without /api/v1"
-            )
-        if body.get("status") == "success" and status < 400:
-            return body.get("data")
-        error_type = body.get("errorType", "unknown")
-        message = body.get("error", "no message")
-        if error_type == "bad_data":
-            logger.error("Prometheus at %s refused %s: %s", where, query, message)
-            raise PrometheusHistoryError(
-                f"Prometheus at {where} refused a query kubepulse built (HTTP {status}, "
-                f"bad_data: {message}): {query}; Prometheus 2.33 or newer is needed (for "
-                "the @ modifier); otherwise this is a kubepulse bug, please report it"
-            )
-        raise PrometheusHistoryError(
-            f"Prometheus at {where} failed with HTTP {status} ({error_type}: {message}); "
-            "retry later, or ask for fewer points if it ran out of resources"
-        )
+        try:
+            return answer_data(response.status_code, body, where)
+        except PrometheusAnswerError as error:
+            if error.kind is AnswerKind.REFUSED:
+                logger.error("%s; the query: %s", error, query)
+            raise PrometheusHistoryError(f"{error}; {_ADVICE[error.kind]}") from None
 
     def _malformed(self, expected: str) -> PrometheusHistoryError:
         return PrometheusHistoryError(

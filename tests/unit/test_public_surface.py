@@ -13,6 +13,9 @@ import pytest
 
 PUBLIC_SURFACE: dict[str, set[str]] = {
     "kubepulse.promql": {
+        "AnswerKind",
+        "PrometheusAnswerError",
+        "answer_data",
         "escape_regex",
         "escape_string",
     },

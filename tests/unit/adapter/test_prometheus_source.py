@@ -340,7 +340,7 @@ def raises(error: Exception) -> Handler:
     [
         (lambda request: httpx.Response(503, text="Service Unavailable"), "HTTP 503"),
         (lambda request: httpx.Response(502, text="<html>bad gateway</html>"), "HTTP 502"),
-        (lambda request: httpx.Response(200, text="not json"), "without a JSON API answer"),
+        (lambda request: httpx.Response(200, text="not json"), "without a Prometheus API answer"),
         (
             lambda request: httpx.Response(
                 422,

@@ -188,7 +188,7 @@ def test_a_long_query_goes_by_post() -> None:
             httpx.Response(
                 400, json={"status": "error", "errorType": "bad_data", "error": "parse error"}
             ),
-            "refused a query kubepulse built",
+            "refused the query",
         ),
         (
             httpx.Response(503, json={"status": "error", "errorType": "unavailable", "error": "x"}),
