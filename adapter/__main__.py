@@ -154,7 +154,11 @@ async def open_analysis(
         settings = config.source.prometheus
         if settings.url is None:  # load_config already refuses this
             raise KubepulseError("source 'prometheus' needs sources.prometheus.url")
-        prometheus = PrometheusHistory(settings.url, timeout=settings.timeout_ms / 1000)
+        prometheus = PrometheusHistory(
+            settings.url,
+            timeout=settings.timeout_ms / 1000,
+            resolution_ms=settings.scrape_interval_ms,
+        )
         history = prometheus
     informer = ClusterInformer(connection, timeout=config.kube_api_timeout_ms / 1000)
     informer.start()
