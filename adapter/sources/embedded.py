@@ -90,7 +90,8 @@ __all__ = [
 ]
 
 DEFAULT_STALENESS_MS = 60_000
-"""Samples older than this (one minute, four scrapes at 15 s) are stale by default."""
+"""Staleness of an EmbeddedSource built without ``staleness_ms`` (one minute, four scrapes
+at 15 s); the adapter passes ``--staleness``, two minutes by default."""
 MAX_FORECAST_POINTS = 60
 """The most points a forecast is fitted to; the step widens to stay below."""
 
