@@ -838,6 +838,12 @@ class Pod:
     """Pod-level ``spec.resources.requests`` (1.32+), defaulted from pod-level limits."""
     pod_limits: ResourceList = _EMPTY_RESOURCES
     """Pod-level ``spec.resources.limits`` (1.32+)."""
+    _requests_memo: ResourceList | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+    _limits_memo: ResourceList | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def key(self) -> str:
@@ -892,10 +898,18 @@ class Pod:
         own requests plus those of the sidecars started before it; pod-level requests
         replace CPU, memory and hugepages when set; then ``spec.overhead`` is added.
         """
-        aggregate = _aggregate_containers(
-            self.init_containers, self.containers, lambda container: container.requests
-        )
-        return _override_pod_level(aggregate, self.pod_requests) + self.overhead
+        if self._requests_memo is None:
+            aggregate = _aggregate_containers(
+                self.init_containers, self.containers, lambda container: container.requests
+            )
+            # The pod is frozen: computed once, on first use, for every analyzer after.
+            object.__setattr__(
+                self,
+                "_requests_memo",
+                _override_pod_level(aggregate, self.pod_requests) + self.overhead,
+            )
+        assert self._requests_memo is not None
+        return self._requests_memo
 
     @property
     def effective_limits(self) -> ResourceList:
@@ -906,17 +920,20 @@ class Pod:
         that resource: check :attr:`has_missing_limits`. Overhead is added only to
         resources that have a non-zero limit.
         """
-        aggregate = _override_pod_level(
-            _aggregate_containers(
-                self.init_containers, self.containers, lambda container: container.limits
-            ),
-            self.pod_limits,
-        )
-        with_overhead = dict(aggregate)
-        for name, amount in self.overhead.items():
-            if _is_positive(with_overhead.get(name)):
-                with_overhead[name] = _EXACT.add(with_overhead[name], amount)
-        return ResourceList(with_overhead)
+        if self._limits_memo is None:
+            aggregate = _override_pod_level(
+                _aggregate_containers(
+                    self.init_containers, self.containers, lambda container: container.limits
+                ),
+                self.pod_limits,
+            )
+            with_overhead = dict(aggregate)
+            for name, amount in self.overhead.items():
+                if _is_positive(with_overhead.get(name)):
+                    with_overhead[name] = _EXACT.add(with_overhead[name], amount)
+            object.__setattr__(self, "_limits_memo", ResourceList(with_overhead))
+        assert self._limits_memo is not None
+        return self._limits_memo
 
     def containers_missing_limits(
         self, resources: Iterable[str] = _QOS_RESOURCES

@@ -1168,3 +1168,13 @@ def test_empty_lists_have_null_items(builder: Any, kind: str) -> None:
 def test_list_errors_name_the_item(build: Any, obj: Any, message: str) -> None:
     with pytest.raises(ObjectError, match=message):
         build(obj)
+
+
+def test_effective_amounts_are_computed_once_and_stay_out_of_equality() -> None:
+    first = Pod.from_api(load("pod-burstable-sidecars.json"))
+    second = Pod.from_api(load("pod-burstable-sidecars.json"))
+    requests = first.effective_requests
+    assert first.effective_requests is requests, "the second read is the memo"
+    assert first.effective_limits is first.effective_limits
+    assert first == second, "a filled memo does not make two equal pods differ"
+    assert second.effective_requests == requests
