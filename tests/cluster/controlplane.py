@@ -122,6 +122,7 @@ HPA_FAST_FLAGS: tuple[str, ...] = (
 DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "deployment-controller",
     "replicaset-controller",
+    "daemonset-controller",
     "horizontal-pod-autoscaler-controller",
     "serviceaccount-controller",
     "serviceaccount-token-controller",
