@@ -1,8 +1,8 @@
 """Processes and node-wide CPU, memory and pressure from procfs.
 
 The root of procfs is a parameter: ``/proc`` on a host, the host's ``/proc`` mounted at
-``/host/proc`` in the DaemonSet (with ``hostPID: true``, so that PIDs are the host's), a
-small fake tree in the tests. Nothing here reads ``/proc/self`` or the exporter's own
+``/host/proc`` in the DaemonSet (a procfs mount shows the host's PID namespace, so the
+pod needs no ``hostPID``), a small fake tree in the tests. Nothing here reads ``/proc/self`` or the exporter's own
 PID, so a root that is not ``/proc`` works the same.
 
 Per process, three files are read: ``stat`` (command name, state, parent, CPU times,
