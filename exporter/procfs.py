@@ -2,8 +2,8 @@
 
 The root of procfs is a parameter: ``/proc`` on a host, the host's ``/proc`` mounted at
 ``/host/proc`` in the DaemonSet (a procfs mount shows the host's PID namespace, so the
-pod needs no ``hostPID``), a small fake tree in the tests. Nothing here reads ``/proc/self`` or the exporter's own
-PID, so a root that is not ``/proc`` works the same.
+pod needs no ``hostPID``), a small fake tree in the tests. Nothing here reads
+``/proc/self`` or the exporter's own PID, so a root that is not ``/proc`` works the same.
 
 Per process, three files are read: ``stat`` (command name, state, parent, CPU times,
 thread count, start time), ``statm`` (resident pages) and ``cgroup``. ``stat`` gives the
