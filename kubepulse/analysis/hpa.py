@@ -466,19 +466,35 @@ def resource_replicas(
             filled[pod] = 0
     second = _utilization_ratio(filled, requests, target_utilization)
     assert second is not None  # the measured pods already had requests
-    new_ratio = second[0]
+    replicas = _with_missing_pods(current_replicas, usage_ratio, second[0], len(filled), tolerance)
+    return replicas, utilization
+
+
+def _with_missing_pods(
+    current_replicas: int,
+    usage_ratio: float,
+    new_ratio: float,
+    pods: int,
+    tolerance: float | Tolerances,
+) -> int:
+    """The controller's second pass once missing pods are filled in.
+
+    It holds when the filled-in ratio is within tolerance or points the other way than
+    the measured one, and when the new count would move against the ratio; otherwise it
+    scales to ``ceil(new_ratio * pods)`` (``replica_calculator.go``).
+    """
     if (
         _within(new_ratio, tolerance)
         or (usage_ratio < 1.0 < new_ratio)
         or (usage_ratio > 1.0 > new_ratio)
     ):
-        return current_replicas, utilization
-    new_replicas = math.ceil(new_ratio * len(filled))
+        return current_replicas
+    new_replicas = math.ceil(new_ratio * pods)
     if (new_ratio < 1.0 and new_replicas > current_replicas) or (
         new_ratio > 1.0 and new_replicas < current_replicas
     ):
-        return current_replicas, utilization
-    return new_replicas, utilization
+        return current_replicas
+    return new_replicas
 
 
 def plain_metric_replicas(
@@ -508,18 +524,8 @@ def plain_metric_replicas(
     for pod in missing:
         filled[pod] = target_usage if usage_ratio < 1.0 else 0
     new_ratio = (sum(filled.values()) // len(filled)) / target_usage
-    if (
-        _within(new_ratio, tolerance)
-        or (usage_ratio < 1.0 < new_ratio)
-        or (usage_ratio > 1.0 > new_ratio)
-    ):
-        return current_replicas, usage
-    new_replicas = math.ceil(new_ratio * len(filled))
-    if (new_ratio < 1.0 and new_replicas > current_replicas) or (
-        new_ratio > 1.0 and new_replicas < current_replicas
-    ):
-        return current_replicas, usage
-    return new_replicas, usage
+    replicas = _with_missing_pods(current_replicas, usage_ratio, new_ratio, len(filled), tolerance)
+    return replicas, usage
 
 
 def usage_ratio_replicas(
