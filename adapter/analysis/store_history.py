@@ -120,14 +120,8 @@ def store_history(
         reach_ms = INSTANT_LOOKBACK_MS if row.transform is Transform.INCREMENTS else lookback_ms
         for part, metric in enumerate(row.metrics):
             for series in _selected(store, guard, row, metric, namespaces=namespaces, nodes=nodes):
-                key = key_of(row, series.labels)
+                key = key_of(row, series.labels, wanted_namespaces)
                 if key is None:
-                    continue
-                if (
-                    row.selection is Selection.QUOTAS
-                    and wanted_namespaces is not None
-                    and key[0] not in wanted_namespaces
-                ):
                     continue
                 samples = _samples(series, guard, grid[0] - reach_ms, grid[-1])
                 if row.transform is Transform.INCREMENTS:

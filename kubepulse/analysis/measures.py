@@ -48,7 +48,7 @@ from __future__ import annotations
 import bisect
 import enum
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -321,12 +321,16 @@ def measure(name: str) -> Measure:
 # --------------------------------------------------------------------- keys and grid
 
 
-def key_of(row: Measure, labels: Mapping[str, str]) -> tuple[str, ...] | None:
+def key_of(
+    row: Measure, labels: Mapping[str, str], namespaces: Collection[str] | None = None
+) -> tuple[str, ...] | None:
     """The key of a series with ``labels`` for ``row``; ``None`` when a key label is missing.
 
     For quota rows an ``exported_<label>`` wins over ``<label>``: kube-state-metrics is
     scraped as a pod, and a scrape that attaches the pod's own ``namespace`` keeps the
-    quota's namespace as ``exported_namespace``.
+    quota's namespace as ``exported_namespace``. That namespace is only known from the
+    key, so with ``namespaces`` a quota of another namespace is ``None`` too (the
+    selectors of the other rows already narrow by namespace).
     """
     values: list[str] = []
     for label in row.key:
@@ -338,6 +342,8 @@ def key_of(row: Measure, labels: Mapping[str, str]) -> tuple[str, ...] | None:
         if not value:
             return None
         values.append(value)
+    if row.selection is Selection.QUOTAS and namespaces is not None and values[0] not in namespaces:
+        return None
     return tuple(values)
 
 

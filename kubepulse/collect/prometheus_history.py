@@ -295,14 +295,8 @@ class PrometheusHistory:
             for query in queries:
                 results = self._query_range(query.query, grid[0], grid[-1], step_ms)
                 for result in results:
-                    key = key_of(row, result.labels)
+                    key = key_of(row, result.labels, wanted_namespaces)
                     if key is None:
-                        continue
-                    if (
-                        row.selection is Selection.QUOTAS
-                        and wanted_namespaces is not None
-                        and key[0] not in wanted_namespaces
-                    ):
                         continue
                     if row.transform is Transform.INCREMENTS:
                         assembler.add_instants(row, key, increment_instants(result.points))
