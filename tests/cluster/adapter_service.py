@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -319,11 +320,12 @@ def registered_adapter(
             )
             cleanup.append(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
         for group, version, _ in APISERVICES:
+            name = f"{version}.{group}"
             cluster.wait_until(
-                lambda name=f"{version}.{group}": apiservice_available(cluster, name),
+                functools.partial(apiservice_available, cluster, name),
                 timeout=90,
                 interval=0.5,
-                description=f"APIService {version}.{group} Available",
+                description=f"APIService {name} Available",
             )
         yield handle
     finally:
