@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 
 from adapter.analysis.backend import AnalysisBackend
-from adapter.api import custom_metrics, discovery, external_metrics
+from adapter.api import custom_metrics, discovery, external_metrics, resource_metrics
 from adapter.api.analysis import install_analysis_routes
 from adapter.api.context import ApiContext, ApiSettings, wall_clock_ms
 from adapter.api.openapi import install_openapi
@@ -60,7 +60,9 @@ def create_app(
     Args:
         source: where values come from (embedded store or Prometheus).
         objects: looks up pods, workloads, nodes and namespaces.
-        settings: external metrics, advertised statistics and input limits.
+        settings: external metrics, advertised statistics, input limits and whether the
+            resource metrics API (``metrics.k8s.io``, :mod:`adapter.api.resource_metrics`)
+            is served.
         clock: the current time in epoch milliseconds; every request is answered as of
             one reading of it.
         registry: the adapter's own metrics, served at ``/metrics`` and extended with
@@ -91,6 +93,8 @@ def create_app(
     app.include_router(custom_metrics.router)
     app.include_router(external_metrics.router)
     install_analysis_routes(app)
+    if app.state.kubepulse_context.settings.resource_metrics:
+        resource_metrics.install_resource_metrics(app)
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)
@@ -131,7 +135,14 @@ def _api_group(path: str) -> str:
     return "other"
 
 
-_API_GROUPS = frozenset({"custom.metrics.k8s.io", "external.metrics.k8s.io", ANALYSIS_GROUP})
+_API_GROUPS = frozenset(
+    {
+        "custom.metrics.k8s.io",
+        "external.metrics.k8s.io",
+        resource_metrics.RESOURCE_METRICS_GROUP,
+        ANALYSIS_GROUP,
+    }
+)
 
 
 def _serve_own_metrics(app: FastAPI, registry: CollectorRegistry) -> None:

@@ -65,6 +65,7 @@ __all__ = [
     "ExternalMetricRule",
     "LogSettings",
     "PrometheusSourceSettings",
+    "ResourceMetricsSettings",
     "ServerSettings",
     "SourceSettings",
     "TLSSettings",
@@ -249,6 +250,16 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class ResourceMetricsSettings:
+    """``resource_metrics.*``: the resource metrics API, ``metrics.k8s.io`` (v1beta1)."""
+
+    enabled: bool = False
+    """Serve ``metrics.k8s.io`` (``kubectl top``, HPA Resource metrics) in place of
+    metrics-server (``--resource-metrics-api``). Off by default: metrics-server usually
+    owns that APIService, and only one server can be registered for it."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Logging."""
 
@@ -279,6 +290,7 @@ class AdapterConfig:
     kube_api_timeout_ms: int = 10 * _SECOND
     """Longest a TokenReview, SubjectAccessReview or ConfigMap read may take."""
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    resource_metrics: ResourceMetricsSettings = field(default_factory=ResourceMetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Where each setting's value came from: ``flag --x``, ``env X``, ``file F``, ``default``."""
@@ -601,6 +613,7 @@ def _settings() -> tuple[_Setting, ...]:
     embedded, prometheus = EmbeddedSourceSettings(), PrometheusSourceSettings()
     authn, authz, log = AuthenticationSettings(), AuthorizationSettings(), LogSettings()
     analysis = AnalysisSettings()
+    resource_metrics = ResourceMetricsSettings()
     top = AdapterConfig()
     s = _Setting
     return (
@@ -712,6 +725,10 @@ def _settings() -> tuple[_Setting, ...]:
         s("analysis.enabled", "--analysis-api", _boolean, analysis.enabled,
           "serve the analyzers as analysis.kubepulse.io (needs list/watch on nodes, pods, "
           "namespaces, resourcequotas and horizontalpodautoscalers)", True),
+        s("resource_metrics.enabled", "--resource-metrics-api", _boolean,
+          resource_metrics.enabled,
+          "serve the resource metrics API metrics.k8s.io (kubectl top, HPA cpu/memory) in "
+          "place of metrics-server", True),
         s("log.level", "--log-level", _choice("debug", "info", "warning", "error"), log.level,
           "least severe level written"),
         s("log.format", "--log-format", _choice("json", "text"), log.format,
@@ -1093,6 +1110,7 @@ def _assemble(
         kubeconfig=v["kubeconfig"],
         kube_api_timeout_ms=v["kube_api_timeout"],
         analysis=AnalysisSettings(enabled=v["analysis.enabled"]),
+        resource_metrics=ResourceMetricsSettings(enabled=v["resource_metrics.enabled"]),
         log=LogSettings(level=v["log.level"], format=v["log.format"]),
         origins=dict(origins),
         warnings=warnings,

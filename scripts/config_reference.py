@@ -47,6 +47,7 @@ _ADAPTER_SECTIONS: Final = (
     ("kubeconfig", "Kubernetes API"),
     ("kube_api_timeout", "Kubernetes API"),
     ("analysis", "Analysis API"),
+    ("resource_metrics", "Resource metrics API"),
     ("log", "Logging"),
 )
 # "(default: all)" at the end of a help text: the default in words, where the value alone

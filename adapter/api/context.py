@@ -20,6 +20,8 @@ from adapter.sources.base import MetricSource
 from kubepulse.errors import KubepulseValueError
 from kubepulse.metricquery import (
     DERIVED_SEPARATOR,
+    MAX_WINDOW_MS,
+    MIN_WINDOW_MS,
     Statistic,
     is_metric_name,
     parse_metric_selector,
@@ -114,6 +116,11 @@ class ApiSettings:
     served whether listed or not."""
     max_selector_length: int = DEFAULT_MAX_SELECTOR_LENGTH
     """Longest ``labelSelector`` or ``metricLabelSelector`` accepted, in characters."""
+    resource_metrics: bool = False
+    """Serve the resource metrics API, ``metrics.k8s.io`` (``kubectl top``)."""
+    resource_metrics_window_ms: int = MIN_WINDOW_MS
+    """The window of the resource metrics API's CPU rate: two scrape intervals, at least
+    30 s (the shortest window a statistic takes)."""
 
     def __post_init__(self) -> None:
         names = [metric.name for metric in self.external_metrics]
@@ -124,6 +131,11 @@ class ApiSettings:
             )
         if self.max_selector_length < 1:
             raise KubepulseValueError("max_selector_length must be positive")
+        if not MIN_WINDOW_MS <= self.resource_metrics_window_ms <= MAX_WINDOW_MS:
+            raise KubepulseValueError(
+                f"resource_metrics_window_ms must be from {MIN_WINDOW_MS} to {MAX_WINDOW_MS}, "
+                f"got {self.resource_metrics_window_ms}"
+            )
 
     @classmethod
     def from_config(cls, config: AdapterConfig) -> ApiSettings:
@@ -132,6 +144,12 @@ class ApiSettings:
         Raises:
             KubepulseValueError: an external metric rule is invalid.
         """
+        sources = config.source
+        scrape_ms = (
+            sources.prometheus.scrape_interval_ms
+            if sources.kind == "prometheus"
+            else sources.embedded.scrape_interval_ms
+        )
         advertised = []
         for suffix in config.advertised_statistics:
             _, statistic = split_derived_name(f"metric{DERIVED_SEPARATOR}{suffix}")
@@ -142,6 +160,8 @@ class ApiSettings:
                 ExternalMetric.from_rule(rule) for rule in config.external_metrics
             ),
             advertised_statistics=tuple(advertised),
+            resource_metrics=config.resource_metrics.enabled,
+            resource_metrics_window_ms=min(MAX_WINDOW_MS, max(MIN_WINDOW_MS, 2 * scrape_ms)),
         )
 
     def external_metric(self, name: str) -> ExternalMetric | None:

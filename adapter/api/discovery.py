@@ -4,7 +4,8 @@ kube-apiserver's aggregator and every client (``kubectl``, the garbage collector
 namespace controller) read these documents. They follow what kube-apiserver serves:
 
 - ``/apis``: an ``APIGroupList`` of ``custom.metrics.k8s.io`` (v1beta2 preferred, then
-  v1beta1) and ``external.metrics.k8s.io`` (v1beta1);
+  v1beta1) and ``external.metrics.k8s.io`` (v1beta1), plus ``metrics.k8s.io`` (v1beta1,
+  :mod:`~adapter.api.resource_metrics`) when the resource metrics API is enabled;
 - ``/apis/<group>``: that group's ``APIGroup``;
 - ``/apis/<group>/<version>``: an ``APIResourceList`` with one entry per metric and
   resource, such as ``{"name": "pods/http_requests", "singularName": "", "namespaced":
@@ -36,6 +37,12 @@ from fastapi import APIRouter, Depends
 from adapter.api.analysis import analysis_api_group, analysis_resources
 from adapter.api.common import CUSTOM_GROUP, CUSTOM_VERSIONS, EXTERNAL_GROUP, EXTERNAL_VERSIONS
 from adapter.api.context import ApiContext, get_context
+from adapter.api.resource_metrics import (
+    RESOURCE_METRICS_GROUP,
+    RESOURCE_METRICS_VERSION,
+    resource_metrics_api_group,
+    resource_metrics_resources,
+)
 from adapter.api.status import NotFoundError, StatusRoute
 from adapter.objects import DEPLOYMENTS, NAMESPACES, NODES, PODS, REPLICASETS, STATEFULSETS
 from adapter.sources.base import (
@@ -156,6 +163,8 @@ async def api_groups(context: Context) -> dict[str, Any]:
     ]
     if context.analysis is not None:
         groups.append(analysis_api_group())
+    if context.settings.resource_metrics:
+        groups.append(resource_metrics_api_group())
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
@@ -164,6 +173,8 @@ async def api_group(group: str, context: Context) -> dict[str, Any]:
     """The versions of ``group``."""
     if group == ANALYSIS_GROUP and context.analysis is not None:
         return {"kind": "APIGroup", "apiVersion": "v1", **analysis_api_group()}
+    if group == RESOURCE_METRICS_GROUP and context.settings.resource_metrics:
+        return {"kind": "APIGroup", "apiVersion": "v1", **resource_metrics_api_group()}
     versions = {CUSTOM_GROUP: CUSTOM_VERSIONS, EXTERNAL_GROUP: EXTERNAL_VERSIONS}.get(group)
     if versions is None:
         raise NotFoundError(f"the API group {group!r} is not served here")
@@ -179,6 +190,12 @@ async def api_resources(group: str, version: str, context: Context) -> dict[str,
         resources = external_resources(context)
     elif group == ANALYSIS_GROUP and version == ANALYSIS_VERSION and context.analysis is not None:
         resources = analysis_resources()
+    elif (
+        group == RESOURCE_METRICS_GROUP
+        and version == RESOURCE_METRICS_VERSION
+        and context.settings.resource_metrics
+    ):
+        resources = resource_metrics_resources()
     else:
         raise NotFoundError(f"the API group version {group}/{version} is not served here")
     return {

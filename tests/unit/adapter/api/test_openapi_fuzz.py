@@ -4,7 +4,9 @@ Schemathesis generates requests for every operation the adapter describes: valid
 invalid path segments, selectors and parameters, including characters, lengths and
 encodings nobody would type. They are sent in-process (ASGI, no network) to the real app
 over a real :class:`EmbeddedSource` on a small store (and the analysis API over a small
-recorded cluster), and to the same app over a source, and a history, that are down.
+recorded cluster), and to the same app over a source, and a history, that are down. The
+resource metrics API (``metrics.k8s.io``, off by default) is enabled in both, with
+exporter-shaped container and node series in the store.
 What must hold for every one of them:
 
 - no server error, except the deliberate ``503`` of the down source;
@@ -18,6 +20,7 @@ The number of cases run is printed and recorded as the test's ``fuzz_cases`` pro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,10 +40,22 @@ from adapter.objects import InMemoryObjectResolver
 from adapter.sources.base import MetricDescriptor, SourceUnavailableError
 from adapter.sources.embedded import EmbeddedSource
 from kubepulse.metricquery import ObjectValue, SeriesRequest
-from tests.unit.adapter.api.test_api import NOW, SETTINGS, cluster_objects, filled_store
+from kubepulse.store import TimeSeriesStore
+from tests.unit.adapter.api.test_api import NOW, cluster_objects, filled_store
+from tests.unit.adapter.api.test_api import SETTINGS as API_SETTINGS
+from tests.unit.adapter.api.test_resource_metrics import container, node
 from tests.unit.analysis.small_cluster import FixedHistory, SmallClusterView
 
 EXAMPLES_PER_OPERATION = 150
+SETTINGS = dataclasses.replace(API_SETTINGS, resource_metrics=True)
+
+
+def fuzzed_store() -> TimeSeriesStore:
+    """The metrics API's store, plus a pod's containers and a node for ``metrics.k8s.io``."""
+    store = filled_store()
+    container(store, "shop", "web-1", "app", 0.25, 64 * 2**20)
+    node(store, "n1", {"user": 0.5, "idle": 1.0}, 8 * 2**30, 6 * 2**30)
+    return store
 
 
 class DownSource:
@@ -58,7 +73,7 @@ class DownSource:
 
 def working_app() -> Any:
     return create_app(
-        source=EmbeddedSource(filled_store(), clock=lambda: NOW, staleness_ms=60_000),
+        source=EmbeddedSource(fuzzed_store(), clock=lambda: NOW, staleness_ms=60_000),
         objects=InMemoryObjectResolver(cluster_objects()),
         settings=SETTINGS,
         clock=lambda: NOW,
