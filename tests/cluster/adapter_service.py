@@ -13,7 +13,11 @@
 3. an ``ExternalName`` Service pointing at 127.0.0.1 (kube-apiserver dials the
    adapter's loopback port) and the four APIServices (custom v1beta2 and v1beta1,
    external, analysis.kubepulse.io) with the generated CA as their
-   ``caBundle``, waited for until ``Available=True``.
+   ``caBundle``, waited for until ``Available=True``; with ``resource_metrics`` also
+   ``v1beta1.metrics.k8s.io`` (the adapter started with ``--resource-metrics-api``).
+   That name may be metrics-server's (``ControlPlane.enable_metrics_server``): the
+   adapter owns it while registered (any existing registration is deleted first) and
+   deletes it on exit; metrics-server's is not restored.
 
 Everything is removed on exit and the process is stopped with SIGTERM, as kubelet would.
 """
@@ -47,6 +51,7 @@ APISERVICES = (
     ("external.metrics.k8s.io", "v1beta1", 100),
     ("analysis.kubepulse.io", "v1alpha1", 100),
 )
+RESOURCE_METRICS_APISERVICE = ("metrics.k8s.io", "v1beta1", 100)
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
@@ -247,6 +252,7 @@ def registered_adapter(
     static_targets: Sequence[str],
     external_metrics: Sequence[dict[str, Any]] = (),
     extra_args: Sequence[str] = (),
+    resource_metrics: bool = False,
 ) -> Iterator[RegisteredAdapter]:
     """Run and register the adapter (see the module docstring); everything undone on exit."""
     namespace = f"kubepulse-{uuid.uuid4().hex[:6]}"
@@ -255,6 +261,7 @@ def registered_adapter(
     cleanup: list[str] = []
     process: subprocess.Popen[bytes] | None = None
     log_file = workdir / "adapter.log"
+    apiservices = (*APISERVICES, RESOURCE_METRICS_APISERVICE) if resource_metrics else APISERVICES
     try:
         token = service_account_token(cluster, namespace, "kubepulse-adapter")
         for manifest, path in _rbac(namespace, prefix):
@@ -273,6 +280,7 @@ def registered_adapter(
             "--no-discovery", "--scrape-interval=1s", "--scrape-timeout=800ms",
             "--staleness=30s",
             *(f"--static-target={target}" for target in static_targets),
+            *(["--resource-metrics-api"] if resource_metrics else []),
             *extra_args,
         ]  # fmt: skip
         environment = {k: v for k, v in os.environ.items() if not k.startswith("KUBEPULSE_")}
@@ -301,8 +309,16 @@ def registered_adapter(
             }
         )
         ca_bundle = base64.b64encode(handle.ca_file.read_bytes()).decode()
-        for group, version, priority in APISERVICES:
+        for group, version, priority in apiservices:
             name = f"{version}.{group}"
+            if (group, version, priority) == RESOURCE_METRICS_APISERVICE:
+                # Own the name: no field of another registration (metrics-server's) stays.
+                cluster.request(
+                    "DELETE",
+                    f"/apis/apiregistration.k8s.io/v1/apiservices/{name}",
+                    ok=(200, 202, 404),
+                )
+            cleanup.append(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
             cluster.apply(
                 {
                     "apiVersion": "apiregistration.k8s.io/v1",
@@ -318,8 +334,7 @@ def registered_adapter(
                     },
                 }
             )
-            cleanup.append(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
-        for group, version, _ in APISERVICES:
+        for group, version, _ in apiservices:
             name = f"{version}.{group}"
             cluster.wait_until(
                 functools.partial(apiservice_available, cluster, name),

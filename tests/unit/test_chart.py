@@ -411,6 +411,7 @@ def test_adapter_args_are_real_valid_flags(scenario: str, tmp_path: Path) -> Non
     assert config.tls.service_namespace == NAMESPACE
     assert config.server.port == 6443
     assert config.analysis.enabled is (scenario != "analysis-off")
+    assert config.resource_metrics.enabled is (scenario == "resource-metrics")
     if scenario == "prometheus-source":
         assert config.source.kind == "prometheus"
         assert [rule.name for rule in config.external_metrics] == ["orders_queue_depth"]
@@ -444,6 +445,8 @@ def test_apiservices_and_their_ca(scenario: str) -> None:
     expected = set(APISERVICES)
     if scenario == "analysis-off":
         expected.discard("v1alpha1.analysis.kubepulse.io")
+    if scenario == "resource-metrics":
+        expected.add("v1beta1.metrics.k8s.io")
     assert set(apiservices) == expected
     assert service["spec"]["ports"][0]["port"] == 443
     assert service["spec"]["ports"][0]["targetPort"] == "https"
@@ -597,6 +600,44 @@ def test_adapter_rbac_subjects(scenario: str) -> None:
             analysis[0]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"]
             == "true"
         )
+
+
+@pytest.mark.parametrize("scenario", ADAPTER_SCENARIOS)
+def test_resource_metrics_api_only_when_asked(scenario: str) -> None:
+    """metrics.k8s.io is metrics-server's by default: registered, served and readable only
+    with apiServices.resourceMetricsV1beta1 (the resource-metrics scenario)."""
+    objects = adapter_objects(scenario)
+    wanted = scenario == "resource-metrics"
+    apiservices = {m["metadata"]["name"]: m for m in of_kind(objects, "APIService")}
+    args = container(one(objects, "Deployment"))["args"]
+    readers = [
+        role
+        for role in of_kind(objects, "ClusterRole")
+        if role["metadata"]["name"].endswith(":aggregated-metrics-reader")
+    ]
+    assert ("v1beta1.metrics.k8s.io" in apiservices) is wanted
+    assert ("--resource-metrics-api" in args) is wanted
+    assert len(readers) == (1 if wanted else 0)
+    if not wanted:
+        return
+    spec = apiservices["v1beta1.metrics.k8s.io"]["spec"]
+    assert (spec["group"], spec["version"], spec["versionPriority"]) == (
+        "metrics.k8s.io",
+        "v1beta1",
+        100,
+    )
+    # As metrics-server's system:aggregated-metrics-reader: whoever can view a namespace
+    # can `kubectl top` its pods.
+    assert readers[0]["rules"] == [
+        {
+            "apiGroups": ["metrics.k8s.io"],
+            "resources": ["pods", "nodes"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    labels = readers[0]["metadata"]["labels"]
+    for role in ("view", "edit", "admin"):
+        assert labels[f"rbac.authorization.k8s.io/aggregate-to-{role}"] == "true"
 
 
 def test_monitors_job_names_and_honor_labels() -> None:

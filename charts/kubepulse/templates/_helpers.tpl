@@ -187,6 +187,9 @@ base64), else the Secret's ca.crt read at install.
 {{- end }}
 - --staleness={{ $a.staleness }}
 - {{ ternary "--analysis-api" "--no-analysis-api" $a.analysis }}
+{{- if .Values.apiServices.resourceMetricsV1beta1 }}
+- --resource-metrics-api
+{{- end }}
 {{- if $a.tolerateAuthenticationLookupFailure }}
 - --authentication-tolerate-lookup-failure
 {{- end }}
