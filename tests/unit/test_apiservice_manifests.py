@@ -399,3 +399,20 @@ def test_bootstrap_with_cert_manager_issues_a_certificate_and_annotates(tmp_path
         words[4] == f"cert-manager.io/inject-ca-from=metrics/{SECRET}" for words in annotated
     )
     assert "patch" not in calls.read_text()  # cainjector fills the bundles, not the script
+
+
+def test_the_optional_resource_metrics_apiservice_points_at_the_adapter() -> None:
+    documents = _documents(APISERVICE_DIR / "optional" / "resource-metrics.yaml")
+    apiservice = next(doc for doc in documents if doc["kind"] == "APIService")
+    assert apiservice["metadata"]["name"] == "v1beta1.metrics.k8s.io"
+    assert (apiservice["spec"]["group"], apiservice["spec"]["version"]) == (
+        "metrics.k8s.io",
+        "v1beta1",
+    )
+    service = _only("Service")
+    assert apiservice["spec"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": service["metadata"]["namespace"],
+        "port": 443,
+    }
+    assert load_config(["--resource-metrics-api"], environ={}).resource_metrics.enabled
