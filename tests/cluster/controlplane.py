@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import signal
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 import yaml
@@ -119,6 +120,12 @@ HPA_FAST_FLAGS: tuple[str, ...] = (
 # removes its pods through pod-garbage-collector-controller (orphaned pods,
 # after a 40 s quarantine); node-lifecycle-controller and
 # taint-eviction-controller evict from nodes that stop heartbeating.
+LOGGER = logging.getLogger(__name__)
+
+# Methods whose repetition changes nothing (this harness patches by server-side apply or
+# merge patches, which give the same object when repeated).
+_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "PATCH", "PUT"})
+
 DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "deployment-controller",
     "replicaset-controller",
@@ -1230,13 +1237,25 @@ class ControlPlane:
         Raises :class:`APIError` for any status outside ``ok``.
         """
         http = client or self._http_client
-        response = http.request(
-            method,
-            path,
-            params=params,
-            content=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": content_type, "Accept": accept},
-        )
+        # Idempotent requests are tried again after a broken connection: a test's cleanup
+        # under load once met a TLS record error from a kept-alive connection, and a
+        # DELETE or server-side apply repeated is the same request.
+        attempts = 3 if method in _IDEMPOTENT_METHODS else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = http.request(
+                    method,
+                    path,
+                    params=params,
+                    content=None if body is None else json.dumps(body).encode(),
+                    headers={"Content-Type": content_type, "Accept": accept},
+                )
+                break
+            except httpx.TransportError as error:
+                if attempt == attempts:
+                    raise
+                LOGGER.warning("%s %s: %s; trying again", method, path, error)
+                time.sleep(0.2 * attempt)
         if response.status_code not in ok:
             raise APIError(method, path, response.status_code, response.text)
         return response.json() if response.content else None
