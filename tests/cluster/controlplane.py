@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTROL_PLANE_TOOLS",
     "HPA_FAST_FLAGS",
+    "KUBE_TOOLS",
     "KWOK_NODE_ANNOTATION",
     "KWOK_USAGE_CPU_ANNOTATION",
     "KWOK_USAGE_MEMORY_ANNOTATION",
@@ -70,8 +71,10 @@ __all__ = [
     "MissingPrerequisiteError",
     "MissingToolsError",
     "WaitTimeoutError",
+    "controllers_for_minor",
     "find_tool",
     "install_termination_handlers",
+    "kube_minor_version",
     "missing_tools",
     "tools_bin_dir",
 ]
@@ -81,6 +84,7 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KWOK_CONFIG_DIR = Path(__file__).resolve().parent / "kwok"
 INSTALL_SCRIPT = "scripts/install-test-tools.sh"
+OLD_KUBE_INSTALL_SCRIPT = "scripts/install-old-kube.sh"
 
 CONTROL_PLANE_TOOLS: tuple[str, ...] = (
     "etcd",
@@ -143,6 +147,38 @@ DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "resourcequota-controller",
 )
 
+# The binaries ControlPlaneOptions.kube_bin_dir may take from another Kubernetes
+# release (scripts/install-old-kube.sh); etcd, kwok and metrics-server always
+# come from the main tools directory. kubectl falls back to the main one.
+KUBE_TOOLS: tuple[str, ...] = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+)
+_KUBE_TOOLS_REQUIRED_IN_ALT_DIR = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+# kube-controller-manager accepts the "-controller" names since 1.28; before
+# that only the short ones. Names not listed here did not change.
+_PRE_1_28_CONTROLLER_NAMES: dict[str, str] = {
+    "deployment-controller": "deployment",
+    "replicaset-controller": "replicaset",
+    "daemonset-controller": "daemonset",
+    "horizontal-pod-autoscaler-controller": "horizontalpodautoscaling",
+    "serviceaccount-controller": "serviceaccount",
+    "serviceaccount-token-controller": "serviceaccount-token",
+    "root-ca-certificate-publisher-controller": "root-ca-cert-publisher",
+    "garbage-collector-controller": "garbagecollector",
+    "namespace-controller": "namespace",
+    "pod-garbage-collector-controller": "podgc",
+    "node-lifecycle-controller": "nodelifecycle",
+    "job-controller": "job",
+    "resourcequota-controller": "resourcequota",
+}
+# Added in 1.29 (split out of node-lifecycle-controller, which did the
+# eviction itself before); older releases refuse the unknown name.
+_CONTROLLERS_SINCE: dict[str, int] = {"taint-eviction-controller": 29}
+
 
 # --------------------------------------------------------------------- errors
 
@@ -158,8 +194,16 @@ class MissingPrerequisiteError(ControlPlaneError):
 class MissingToolsError(MissingPrerequisiteError):
     """Binaries the control plane needs are not installed."""
 
-    def __init__(self, missing: Sequence[str]) -> None:
+    def __init__(self, missing: Sequence[str], looked_in: Path | None = None) -> None:
         self.missing = tuple(missing)
+        if looked_in is not None and set(self.missing) <= set(KUBE_TOOLS):
+            super().__init__(
+                f"missing Kubernetes binaries: {', '.join(self.missing)} (looked in "
+                f"{looked_in}). Build that release with {OLD_KUBE_INSTALL_SCRIPT} "
+                "(about ten minutes cold), or unset KUBEPULSE_E2E_KUBE_BIN_DIR to use "
+                f"the ones from {INSTALL_SCRIPT}."
+            )
+            return
         super().__init__(
             f"missing test tools: {', '.join(self.missing)} (looked in {tools_bin_dir()}). "
             f"Run {INSTALL_SCRIPT} to build them (tens of minutes cold, seconds when cached); "
@@ -244,6 +288,34 @@ def _require_tool(name: str) -> str:
     if path is None:
         raise MissingToolsError([name])
     return str(path)
+
+
+def kube_minor_version(version_output: str) -> int:
+    """The minor of ``kube-apiserver --version`` output ("Kubernetes v1.29.15" -> 29)."""
+    for word in version_output.split():
+        if word.startswith("v1."):
+            minor = word[3:].split(".", 1)[0]
+            if minor.isdigit():
+                return int(minor)
+    raise ControlPlaneError(
+        f"cannot read a Kubernetes version from {version_output.strip()!r}: expected "
+        "'Kubernetes v1.<minor>.<patch>'; rebuild the binaries with "
+        "scripts/install-test-tools.sh or scripts/install-old-kube.sh"
+    )
+
+
+def controllers_for_minor(controllers: Sequence[str], minor: int) -> tuple[str, ...]:
+    """``controllers`` (1.36 names) as kube-controller-manager 1.<minor> spells them.
+
+    Controllers that release does not have are dropped (their work was done
+    elsewhere then: taint eviction by node-lifecycle before 1.29).
+    """
+    adapted: list[str] = []
+    for name in controllers:
+        if minor < _CONTROLLERS_SINCE.get(name, 0):
+            continue
+        adapted.append(_PRE_1_28_CONTROLLER_NAMES.get(name, name) if minor < 28 else name)
+    return tuple(adapted)
 
 
 # ------------------------------------------------------------------ processes
@@ -460,6 +532,12 @@ class ControlPlaneOptions:
     """metrics-server ``--metric-resolution`` (its minimum): how often it scrapes kwok."""
     log_verbosity: int = 2
     """``-v`` for the Kubernetes components."""
+    kube_bin_dir: Path | None = None
+    """Take kube-apiserver, kube-controller-manager, kube-scheduler (and kubectl,
+    when there) from this directory instead of the tools directory, e.g. an
+    older release from ``scripts/install-old-kube.sh``. etcd, kwok and
+    metrics-server still come from the tools directory. Flags and controller
+    names follow the version the apiserver binary reports."""
 
 
 @dataclass
@@ -549,6 +627,8 @@ class ControlPlane:
         self._http: httpx.Client | None = None
         self._api_client: Any = None
         self._metrics_server_enabled = False
+        self.kube_minor: int | None = None
+        """Minor version of the kube-apiserver binary, read by :meth:`start`."""
         self._started = False
         self._stopped = False
         self._lock = threading.Lock()
@@ -581,10 +661,42 @@ class ControlPlane:
 
     def env(self) -> dict[str, str]:
         """Variables a shell needs to use this cluster with the project's tools."""
-        return {
-            "KUBECONFIG": str(self.kubeconfig),
-            "PATH": f"{tools_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
+        dirs = [str(tools_bin_dir()), os.environ.get("PATH", "")]
+        if self.options.kube_bin_dir is not None:
+            dirs.insert(0, str(self.options.kube_bin_dir))
+        return {"KUBECONFIG": str(self.kubeconfig), "PATH": os.pathsep.join(dirs)}
+
+    def tool(self, name: str) -> str:
+        """Path of binary ``name`` for this cluster: ``kube_bin_dir`` first for the kube tools.
+
+        Raises :class:`MissingToolsError` when it is nowhere.
+        """
+        alt = self.options.kube_bin_dir
+        if alt is not None and name in KUBE_TOOLS:
+            candidate = alt.expanduser() / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+            if name in _KUBE_TOOLS_REQUIRED_IN_ALT_DIR:
+                raise MissingToolsError([name], looked_in=alt)
+        return _require_tool(name)
+
+    def missing_tools(self) -> list[str]:
+        """Control-plane binaries this cluster cannot find (``kube_bin_dir`` honoured)."""
+        missing: list[str] = []
+        for name in CONTROL_PLANE_TOOLS:
+            try:
+                self.tool(name)
+            except MissingToolsError:
+                missing.append(name)
+        return missing
+
+    def _read_kube_minor(self) -> int:
+        argv = [self.tool("kube-apiserver"), "--version"]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except OSError as exc:
+            raise ControlPlaneError(f"cannot run {argv[0]} --version: {exc}") from exc
+        return kube_minor_version(result.stdout + result.stderr)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -613,9 +725,10 @@ class ControlPlane:
         """
         if self._started:
             raise ControlPlaneError("start() was already called")
-        missing = missing_tools(CONTROL_PLANE_TOOLS)
+        missing = self.missing_tools()
         if missing:
-            raise MissingToolsError(missing)
+            raise MissingToolsError(missing, looked_in=self.options.kube_bin_dir)
+        self.kube_minor = self._read_kube_minor()
         self._started = True
         opts = self.options
         begin = time.monotonic()
@@ -766,7 +879,7 @@ class ControlPlane:
         return self._spawn(
             "kube-apiserver",
             [
-                _require_tool("kube-apiserver"),
+                self.tool("kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={self.ports.apiserver}",
@@ -809,7 +922,7 @@ class ControlPlane:
         return self._spawn(
             "kube-controller-manager",
             [
-                _require_tool("kube-controller-manager"),
+                self.tool("kube-controller-manager"),
                 f"--kubeconfig={kubeconfig}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
@@ -825,13 +938,18 @@ class ControlPlane:
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={pki.service_account_private_key}",
                 f"--root-ca-file={pki.serving_ca.cert_path}",
-                f"--controllers={','.join(self.options.controllers)}",
+                f"--controllers={','.join(self._controllers())}",
                 f"--kube-api-qps={qps}",
                 f"--kube-api-burst={qps * 2}",
                 *self.options.controller_manager_flags,
                 f"-v={self.options.log_verbosity}",
             ],
         )
+
+    def _controllers(self) -> tuple[str, ...]:
+        if self.kube_minor is None:
+            return self.options.controllers
+        return controllers_for_minor(self.options.controllers, self.kube_minor)
 
     def _start_scheduler(self) -> ManagedProcess:
         pki = self._pki
@@ -856,7 +974,7 @@ class ControlPlane:
         return self._spawn(
             "kube-scheduler",
             [
-                _require_tool("kube-scheduler"),
+                self.tool("kube-scheduler"),
                 f"--config={config}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
@@ -1304,7 +1422,7 @@ class ControlPlane:
 
         Raises :class:`KubectlError` (with stderr) on a non-zero exit when ``check``.
         """
-        argv = [_require_tool("kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        argv = [self.tool("kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         result = subprocess.run(
             argv,

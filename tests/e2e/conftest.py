@@ -11,6 +11,13 @@
 When the binaries are missing, every test that uses it is skipped with the
 install command, except in CI (``CI=true``), where the same message fails it:
 CI must never pass by skipping the tier.
+
+``KUBEPULSE_E2E_KUBE_BIN_DIR`` runs the tier against another Kubernetes
+release: kube-apiserver, kube-controller-manager, kube-scheduler (and kubectl,
+if present) come from that directory, e.g. the one
+``scripts/install-old-kube.sh`` prints; etcd, kwok and metrics-server stay the
+main tools'. Set but pointing at missing binaries, it is a missing prerequisite
+like any other (a skip locally, a failure in CI), never a silent fallback.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -36,6 +44,14 @@ from tests.cluster.controlplane import (
 
 # Lines of each component's log that a failing test's report shows.
 LOG_TAIL_LINES = 40
+# Directory of another release's kube binaries to run the tier against.
+KUBE_BIN_DIR_ENV = "KUBEPULSE_E2E_KUBE_BIN_DIR"
+
+
+def kube_bin_dir() -> Path | None:
+    """``$KUBEPULSE_E2E_KUBE_BIN_DIR`` as a path, or None when unset or empty."""
+    value = os.environ.get(KUBE_BIN_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def in_ci() -> bool:
@@ -59,13 +75,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     The run directory (logs, kubeconfig, certificates) is under pytest's
     basetemp, which keeps the last three runs for inspection.
     """
-    missing = missing_tools(CONTROL_PLANE_TOOLS)
-    if missing:
-        missing_prerequisite(str(MissingToolsError(missing)))
+    alt_bin_dir = kube_bin_dir()
+    if alt_bin_dir is None:
+        missing = missing_tools(CONTROL_PLANE_TOOLS)
+        if missing:
+            missing_prerequisite(str(MissingToolsError(missing)))
     install_termination_handlers()
     control_plane = ControlPlane(
-        ControlPlaneOptions(run_dir=tmp_path_factory.mktemp("control-plane"))
+        ControlPlaneOptions(
+            run_dir=tmp_path_factory.mktemp("control-plane"), kube_bin_dir=alt_bin_dir
+        )
     )
+    if alt_bin_dir is not None:
+        missing = control_plane.missing_tools()
+        if missing:
+            missing_prerequisite(str(MissingToolsError(missing, looked_in=alt_bin_dir)))
     # Failures are reported outside the except blocks so that the report shows
     # the component's log tail, not a chain of harness tracebacks.
     unmet: str | None = None
