@@ -128,7 +128,8 @@ def custom_kinds(cluster: ControlPlane) -> Iterator[None]:
     """The minimal CRDs of the module docstring, Established, deleted on exit."""
     crds = [minimal_crd(*kind) for kind in CUSTOM_KINDS]
     names = [crd["metadata"]["name"] for crd in crds]
-    text = "\n---\n".join(json.dumps(crd) for crd in crds)
+    # One JSON object per line: kubectl before 1.30 cannot read "---" between JSON documents.
+    text = "\n".join(json.dumps(crd) for crd in crds)
     try:
         cluster.kubectl("apply", "-f", "-", input_text=text)
         cluster.kubectl(
