@@ -65,11 +65,8 @@ ALL_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 log() { printf '[install-old-kube] %s\n' "$*" >&2; }
 die() { printf '[install-old-kube] ERROR: %s\n' "$*" >&2; exit 1; }
 
-now_ms() { date +%s%3N; }
-secs_since() { # $1 = start ms -> seconds with one decimal
-  local d=$(( $(now_ms) - $1 ))
-  printf '%d.%d' $((d / 1000)) $(((d % 1000) / 100))
-}
+# shellcheck source=scripts/gobuild.sh
+source "$REPO_ROOT/scripts/gobuild.sh"
 
 if [[ ${1:-} == --print-bin-dir ]]; then
   printf '%s\n' "$BIN_DIR"
@@ -101,63 +98,13 @@ fi
 
 # -------------------------------------------------------------- go setup ---
 command -v go >/dev/null 2>&1 || die "go not found on PATH (need go >= 1.26.0)"
-export GOMODCACHE=$GO_CACHE_ROOT/mod
-export GOCACHE=$GO_CACHE_ROOT/build
-export GOTOOLCHAIN=local   # never fetch another toolchain; fail clearly instead
-export CGO_ENABLED=0
-export GOFLAGS=           # ignore developer-wide GOFLAGS; flags are explicit below
-GO_VERSION=$(go env GOVERSION)
+go_env
 case $GO_VERSION in
   go1.2[6-9]*|go1.[3-9][0-9]*) ;;
   *) die "$GO_VERSION is too old: the wrapper module declares go 1.26.0" ;;
 esac
 grep -q "^require k8s.io/kubernetes $OLD_KUBE_VERSION\$\|^	k8s.io/kubernetes $OLD_KUBE_VERSION\b" "$MOD_DIR/go.mod" \
   || die "tests/cluster/kube-old/go.mod does not require k8s.io/kubernetes $OLD_KUBE_VERSION"
-
-COMMON_BUILD_FLAGS=(-trimpath -buildvcs=false -p "$JOBS")
-
-hash_files() { cat "$@" | sha256sum | cut -c1-16; }
-
-results=()
-record() { results+=("$1|$2|$3|$4"); }
-
-stamp_ok() { # name stamp-content
-  [[ ${KUBEPULSE_FORCE_REBUILD:-} != 1 ]] &&
-    [[ -x $BIN_DIR/$1 ]] && [[ -f $STAMP_DIR/$1 ]] &&
-    [[ $(cat "$STAMP_DIR/$1") == "$2" ]]
-}
-
-check_version_output() { # name expected-substring command...
-  local name=$1 expect=$2 out
-  shift 2
-  if ! out=$("$@" 2>&1); then
-    die "$name: '$*' failed: $out"
-  fi
-  out=$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)
-  [[ $out == *"$expect"* ]] || die "$name: expected '$expect' in version output, got: $out"
-  log "  $name --version: $out"
-}
-
-build_from_module() { # name version moddir pkg ldflags tags
-  local name=$1 version=$2 moddir=$3 pkg=$4 ldflags=$5 tags=$6
-  local stamp start s
-  stamp="tool=$name version=$version pkg=$pkg go=$GO_VERSION mod=$(hash_files "$moddir/go.mod" "$moddir/go.sum") tags=$tags ldflags=$ldflags"
-  if stamp_ok "$name" "$stamp"; then
-    log "$name $version: cached ($BIN_DIR/$name)"
-    record "$name" "$version" cached 0
-    return
-  fi
-  log "$name $version: building $pkg (nice -n $NICE go build -p $JOBS) ..."
-  start=$(now_ms)
-  rm -f "$STAMP_DIR/$name"
-  nice -n "$NICE" go -C "$moddir" build "${COMMON_BUILD_FLAGS[@]}" -mod=readonly \
-    ${tags:+-tags "$tags"} -ldflags "$ldflags" -o "$BIN_DIR/.$name.tmp" "$pkg"
-  mv -f "$BIN_DIR/.$name.tmp" "$BIN_DIR/$name"
-  printf '%s' "$stamp" >"$STAMP_DIR/$name"
-  s=$(secs_since "$start")
-  log "$name $version: built in ${s}s"
-  record "$name" "$version" built "$s"
-}
 
 # ------------------------------------------------------------------ main ----
 total_start=$(now_ms)
@@ -171,20 +118,11 @@ if $need_build; then
   log "kubernetes $OLD_KUBE_VERSION modules: go mod download in $(secs_since "$start")s"
 fi
 
-kube_minor=${OLD_KUBE_VERSION#v1.}
-kube_minor=${kube_minor%%.*}
-# As upstream's hack/lib/version.sh: both packages; buildDate = the tag's time.
-kube_date=$(go -C "$MOD_DIR" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
-kube_ldflags="-s -w"
-for vpkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-  kube_ldflags+=" -X $vpkg.gitVersion=$OLD_KUBE_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$kube_minor"
-  kube_ldflags+=" -X $vpkg.gitTreeState=clean -X $vpkg.buildDate=$kube_date"
-done
-kube_tags=selinux,notest,grpcnotrace   # as upstream's non-debug builds
+kube_flags=$(kube_ldflags "$OLD_KUBE_VERSION" "$MOD_DIR")
 
 for t in "${ALL_TOOLS[@]}"; do
   want "$t" || continue
-  build_from_module "$t" "$OLD_KUBE_VERSION" "$MOD_DIR" "k8s.io/kubernetes/cmd/$t" "$kube_ldflags" "$kube_tags"
+  build_from_module "$t" "$OLD_KUBE_VERSION" "$MOD_DIR" "k8s.io/kubernetes/cmd/$t" "$kube_flags" "$KUBE_TAGS"
 done
 
 want kube-apiserver && check_version_output kube-apiserver "Kubernetes $OLD_KUBE_VERSION" "$BIN_DIR/kube-apiserver" --version
@@ -194,12 +132,4 @@ want kubectl && check_version_output kubectl "Client Version: $OLD_KUBE_VERSION"
 
 total=$(secs_since "$total_start")
 log "done in ${total}s; binaries in $BIN_DIR"
-json='{"kube_version":"'"$OLD_KUBE_VERSION"'","kube_bin_dir":"'"$BIN_DIR"'","tools":{'
-sep=
-for r in "${results[@]}"; do
-  IFS='|' read -r name version status secs <<<"$r"
-  json+="$sep\"$name\":{\"version\":\"$version\",\"status\":\"$status\",\"seconds\":$secs}"
-  sep=,
-done
-json+='},"total_seconds":'"$total"'}'
-printf '%s\n' "$json"
+summary_json "$total" "\"kube_version\":\"$OLD_KUBE_VERSION\",\"kube_bin_dir\":\"$BIN_DIR\""

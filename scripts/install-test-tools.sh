@@ -40,6 +40,7 @@ BIN_DIR=$TOOLS_DIR/bin
 STAMP_DIR=$TOOLS_DIR/stamps
 GO_CACHE_ROOT=${KUBEPULSE_GO_CACHE_DIR:-$HOME/.cache/kubepulse/go}
 JOBS=${KUBEPULSE_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}
+NICE=                         # builds run at normal priority (gobuild.sh)
 
 ALL_TOOLS=(etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler
            kubectl kwok metrics-server helm prometheus)
@@ -47,11 +48,8 @@ ALL_TOOLS=(etcd etcdctl kube-apiserver kube-controller-manager kube-scheduler
 log() { printf '[install-test-tools] %s\n' "$*"; }
 die() { printf '[install-test-tools] ERROR: %s\n' "$*" >&2; exit 1; }
 
-now_ms() { date +%s%3N; }
-secs_since() { # $1 = start ms -> seconds with one decimal
-  local d=$(( $(now_ms) - $1 ))
-  printf '%d.%d' $((d / 1000)) $(((d % 1000) / 100))
-}
+# shellcheck source=scripts/gobuild.sh
+source "$REPO_ROOT/scripts/gobuild.sh"
 
 # ------------------------------------------------------------------ select --
 selected=()
@@ -80,12 +78,7 @@ need_go=false
 for t in "${selected[@]}"; do [[ $t == prometheus ]] || need_go=true; done
 if $need_go; then
   command -v go >/dev/null 2>&1 || die "go not found on PATH (need go >= 1.26.4)"
-  export GOMODCACHE=$GO_CACHE_ROOT/mod
-  export GOCACHE=$GO_CACHE_ROOT/build
-  export GOTOOLCHAIN=local   # never fetch another toolchain; fail clearly instead
-  export CGO_ENABLED=0
-  export GOFLAGS=           # ignore developer-wide GOFLAGS; flags are explicit below
-  GO_VERSION=$(go env GOVERSION)
+  go_env
   # metrics-server v0.9.0 declares go 1.26.4; everything else go 1.26.0.
   case $GO_VERSION in
     go1.2[7-9]*|go1.[3-9][0-9]*) ;;
@@ -98,54 +91,6 @@ if $need_go; then
   grep -q "^	go.etcd.io/etcd/server/v3 $ETCD_VERSION\b" "$ETCD_MOD_DIR/go.mod" \
     || die "tests/cluster/etcd/go.mod does not require etcd server $ETCD_VERSION"
 fi
-
-COMMON_BUILD_FLAGS=(-trimpath -buildvcs=false -p "$JOBS")
-
-hash_files() { cat "$@" | sha256sum | cut -c1-16; }
-
-# results for the JSON summary: name|version|status|seconds
-results=()
-record() { results+=("$1|$2|$3|$4"); }
-
-stamp_ok() { # name stamp-content
-  [[ ${KUBEPULSE_FORCE_REBUILD:-} != 1 ]] &&
-    [[ -x $BIN_DIR/$1 ]] && [[ -f $STAMP_DIR/$1 ]] &&
-    [[ $(cat "$STAMP_DIR/$1") == "$2" ]]
-}
-
-check_version_output() { # name expected-substring command...
-  local name=$1 expect=$2 out
-  shift 2
-  if ! out=$("$@" 2>&1); then
-    die "$name: '$*' failed: $out"
-  fi
-  out=$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)
-  [[ $out == *"$expect"* ]] || die "$name: expected '$expect' in version output, got: $out"
-  log "  $name --version: $out"
-}
-
-# Build one binary from a wrapper module: name version moddir pkg ldflags tags
-build_from_module() {
-  local name=$1 version=$2 moddir=$3 pkg=$4 ldflags=$5 tags=$6
-  local stamp start
-  stamp="tool=$name version=$version pkg=$pkg go=$GO_VERSION mod=$(hash_files "$moddir/go.mod" "$moddir/go.sum") tags=$tags ldflags=$ldflags"
-  if stamp_ok "$name" "$stamp"; then
-    log "$name $version: cached ($BIN_DIR/$name)"
-    record "$name" "$version" cached 0
-    return
-  fi
-  log "$name $version: building $pkg (go build -p $JOBS) ..."
-  start=$(now_ms)
-  rm -f "$STAMP_DIR/$name"
-  go -C "$moddir" build "${COMMON_BUILD_FLAGS[@]}" -mod=readonly \
-    ${tags:+-tags "$tags"} -ldflags "$ldflags" -o "$BIN_DIR/.$name.tmp" "$pkg"
-  mv -f "$BIN_DIR/.$name.tmp" "$BIN_DIR/$name"
-  printf '%s' "$stamp" >"$STAMP_DIR/$name"
-  local s
-  s=$(secs_since "$start")
-  log "$name $version: built in ${s}s"
-  record "$name" "$version" built "$s"
-}
 
 # go install pkg@version into BIN_DIR: name version pkg ldflags
 install_go_pkg() {
@@ -262,17 +207,7 @@ KUBE_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 kube_selected=false
 for t in "${KUBE_TOOLS[@]}"; do want "$t" && kube_selected=true; done
 if $kube_selected; then
-  kube_minor=${KUBE_VERSION#v1.}
-  kube_minor=${kube_minor%%.*}
-  # Upstream hack/lib/version.sh sets these in both packages. buildDate is the
-  # release's tag time (like SOURCE_DATE_EPOCH) so rebuilds are reproducible.
-  kube_date=$(go -C "$KUBE_MOD_DIR" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
-  kube_ldflags="-s -w"
-  for vpkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-    kube_ldflags+=" -X $vpkg.gitVersion=$KUBE_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$kube_minor"
-    kube_ldflags+=" -X $vpkg.gitTreeState=clean -X $vpkg.buildDate=$kube_date"
-  done
-  kube_tags=selinux,notest,grpcnotrace   # as upstream's non-debug builds
+  kube_flags=$(kube_ldflags "$KUBE_VERSION" "$KUBE_MOD_DIR")
   need_build=false
   for t in "${KUBE_TOOLS[@]}"; do
     want "$t" || continue
@@ -281,7 +216,7 @@ if $kube_selected; then
   $need_build && download_modules "kubernetes modules" "$KUBE_MOD_DIR"
   for t in "${KUBE_TOOLS[@]}"; do
     want "$t" || continue
-    build_from_module "$t" "$KUBE_VERSION" "$KUBE_MOD_DIR" "k8s.io/kubernetes/cmd/$t" "$kube_ldflags" "$kube_tags"
+    build_from_module "$t" "$KUBE_VERSION" "$KUBE_MOD_DIR" "k8s.io/kubernetes/cmd/$t" "$kube_flags" "$KUBE_TAGS"
   done
 fi
 
@@ -336,12 +271,4 @@ want helm && check_version_output helm "$HELM_VERSION" "$BIN_DIR/helm" version -
 # --------------------------------------------------------------- summary ----
 total=$(secs_since "$total_start")
 log "done in ${total}s; binaries in $BIN_DIR"
-json='{"tools_dir":"'"$BIN_DIR"'","tools":{'
-sep=
-for r in "${results[@]}"; do
-  IFS='|' read -r name version status secs <<<"$r"
-  json+="$sep\"$name\":{\"version\":\"$version\",\"status\":\"$status\",\"seconds\":$secs}"
-  sep=,
-done
-json+='},"total_seconds":'"$total"'}'
-printf '%s\n' "$json"
+summary_json "$total" "\"tools_dir\":\"$BIN_DIR\""
