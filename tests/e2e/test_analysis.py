@@ -43,7 +43,7 @@ import pytest
 from kubepulse import K8sResourceMonitor
 from kubepulse.errors import KubepulseValueError, UnknownObjectError
 from tests.cluster.adapter_service import RegisteredAdapter, registered_adapter
-from tests.cluster.controlplane import ControlPlane, find_tool
+from tests.cluster.controlplane import ControlPlane
 from tests.cluster.synthetic_exporter import (
     NearLimit,
     NodePressure,
@@ -237,9 +237,8 @@ def _wait_for_history(scenario: Scenario) -> None:
 
 
 def pulse(scenario: Scenario, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``kubectl pulse ARGS`` with the real kubectl, which finds the plugin on PATH."""
-    kubectl = find_tool("kubectl")
-    assert kubectl is not None, "kubectl was built with the control plane"
+    """``kubectl pulse ARGS`` with the cluster's own kubectl, which finds the plugin on PATH."""
+    kubectl = scenario.cluster.tool("kubectl")
     environment = {**os.environ, "PATH": scenario.plugin_path}
     environment.pop("KUBECONFIG", None)
     result = subprocess.run(

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.controlplane import ControlPlane, find_tool
+from tests.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
 
@@ -124,8 +124,7 @@ def _apiservice(cluster: ControlPlane, name: str) -> dict[str, Any]:
 
 
 def _bootstrap(cluster: ControlPlane, namespace: str, apiservices: list[str]) -> str:
-    kubectl = find_tool("kubectl")
-    assert kubectl is not None, "kubectl is missing; run scripts/install-test-tools.sh"
+    kubectl = cluster.tool("kubectl")
     environment = {
         **{k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
         **cluster.env(),
@@ -197,8 +196,7 @@ def test_bootstrap_without_cert_manager_writes_matching_secret_and_ca_bundle(
 
 
 def test_bootstrap_names_missing_apiservices(cluster: ControlPlane, namespace: str) -> None:
-    kubectl = find_tool("kubectl")
-    assert kubectl is not None
+    kubectl = cluster.tool("kubectl")
     environment = {
         **{k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
         **cluster.env(),

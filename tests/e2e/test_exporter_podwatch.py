@@ -368,8 +368,7 @@ def start_uncached_apiserver(cluster: ControlPlane, port: int, log_path: Path) -
     ``--watch-cache=false``: every watch is served by etcd, which refuses a compacted
     revision with 410.
     """
-    binary = find_tool("kube-apiserver")
-    assert binary is not None
+    binary = cluster.tool("kube-apiserver")
     assert cluster.pki is not None
     pki = cluster.pki
     process = ManagedProcess(
