@@ -127,6 +127,7 @@ def test_deployment_is_scheduled_onto_kwok_nodes_and_becomes_ready(
     assert reporters == {"default-scheduler"}
 
 
+@pytest.mark.timeout(600)
 def test_deleting_a_node_moves_its_pods_to_the_remaining_nodes(
     cluster: ControlPlane,
     namespace: str,
@@ -153,9 +154,11 @@ def test_deleting_a_node_moves_its_pods_to_the_remaining_nodes(
 
     # The pod garbage collector removes pods bound to a missing node after a
     # 40 s quarantine, checking every 20 s; the ReplicaSet then replaces them.
+    # That is 60 to 100 s on an idle machine; a CI run on a busy shared machine
+    # once needed just over 180 s, so the wait allows 420 s.
     after = cluster.wait_until(
         replaced,
-        timeout=180,
+        timeout=420,
         interval=2,
         description=f"pods of {victim} replaced on {sorted(remaining)}",
     )
