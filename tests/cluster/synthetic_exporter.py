@@ -40,6 +40,13 @@ at ``/metrics``, or per node at ``/nodes/<node>/metrics``, the size of one real
 exporter's page, which is what a scraper of the scale rig should target (``/targets``
 lists them as JSON).
 
+**Changing a gauge at a known instant.** :meth:`SyntheticPage.set_gauge` (or a ``POST
+/gauges`` with ``{"metric": ..., "labels": {...}, "value": ...}``) makes the matching
+constant gauge series read another value from the next scrape on (``null``: back to the
+pattern's value): the scale rig measures freshness, the time from such a change to the
+adapter's answer, with it. The answer says when the change took effect (``applied_at``,
+Unix seconds).
+
 Run it by hand (from the repository root)::
 
     python -m tests.cluster.synthetic_exporter --pods 5000 --nodes 100 --port 9100
@@ -61,7 +68,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -350,6 +357,8 @@ class _NodeBlock:
     linear_rates: list[float] = field(default_factory=list)
     dynamic: list[tuple[str, Dynamic]] = field(default_factory=list)
     static_text: str = ""
+    overrides: dict[str, float] = field(default_factory=dict)
+    """Constant lines (by their ``name{labels} `` prefix) that read another value."""
 
     def freeze(self) -> None:
         self.static_text = "".join(self.static)
@@ -357,7 +366,8 @@ class _NodeBlock:
 
     def render(self, elapsed_s: float, out: list[str]) -> None:
         if self.static_text:
-            out.append(self.static_text)
+            overrides = self.overrides  # replaced whole by set_gauge: read it once
+            out.append(_overridden(self.static_text, overrides) if overrides else self.static_text)
         if self.linear_prefixes:
             out.append(
                 "".join(
@@ -373,6 +383,20 @@ class _NodeBlock:
             value = compute(elapsed_s)
             if value is not None:
                 out.append(f"{prefix}{_float(value)}\n")
+
+
+def _overridden(text: str, overrides: dict[str, float]) -> str:
+    """``text`` with the value of each line starting with a prefix of ``overrides`` replaced."""
+    for prefix, value in overrides.items():
+        if text.startswith(prefix):
+            start = 0
+        else:
+            start = text.find("\n" + prefix) + 1
+            if start == 0:
+                continue
+        end = text.find("\n", start)
+        text = f"{text[: start + len(prefix)]}{_float(value)}{text[end:]}"
+    return text
 
 
 class _Family:
@@ -617,6 +641,41 @@ class SyntheticPage:
             name, labels, node.ephemeral_storage_available_bytes
         )
 
+    def set_gauge(self, metric: str, labels: Mapping[str, str], value: float | None) -> int:
+        """Serve ``value`` for the constant series of gauge ``metric`` that carry ``labels``.
+
+        Every such series (``labels`` may be a subset of its labels, e.g. namespace and
+        pod) reads ``value`` from the next render on; ``None`` restores the pattern's
+        value. Returns how many series matched.
+
+        Raises:
+            ValueError: ``metric`` is not a gauge of the page.
+        """
+        family = self._families.get(metric)
+        if family is None or family.spec.type.value != "gauge":
+            gauges = sorted(
+                name for name, one in self._families.items() if one.spec.type.value == "gauge"
+            )
+            raise ValueError(f"{metric!r} is not a gauge of the page; one of {', '.join(gauges)}")
+        wanted = [f'{name}="{_escape_label(text)}"' for name, text in labels.items()]
+        head = f"{metric}{{"
+        matched = 0
+        for block in family.blocks.values():
+            overrides = dict(block.overrides)
+            for line in block.static_text.splitlines():
+                if not line.startswith(head):
+                    continue
+                prefix = line[: line.rindex(" ") + 1]
+                label_text = prefix[len(head) : -2]
+                if all(pair in label_text.split(",") for pair in wanted):
+                    matched += 1
+                    if value is None:
+                        overrides.pop(prefix, None)
+                    else:
+                        overrides[prefix] = float(value)
+            block.overrides = overrides
+        return matched
+
     def render(self, now_s: float, node: str | None = None) -> str:
         """The page at ``now_s``: every node's series, or ``node``'s only.
 
@@ -682,6 +741,26 @@ class SyntheticExporter:
                     self._send(
                         404, "text/plain", b"try /metrics, /nodes/<node>/metrics or /targets\n"
                     )
+
+            def do_POST(self) -> None:
+                if self.path.split("?", 1)[0] != "/gauges":
+                    self._send(404, "text/plain", b"POST /gauges only\n")
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    change = json.loads(self.rfile.read(length))
+                    value = change.get("value")
+                    matched = exporter.page.set_gauge(
+                        str(change["metric"]),
+                        {str(k): str(v) for k, v in dict(change.get("labels") or {}).items()},
+                        None if value is None else float(value),
+                    )
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    message = f'bad change ({exc}); send {{"metric": NAME, "labels": {{...}}, '
+                    self._send(400, "text/plain", (message + '"value": NUMBER}\n').encode())
+                    return
+                applied = {"matched": matched, "applied_at": time.time()}
+                self._send(200, "application/json", json.dumps(applied).encode())
 
             def _send_page(self, node: str | None) -> None:
                 try:
