@@ -16,6 +16,18 @@ Prints one JSON object on stdout (progress on stderr):
   CA). Reported: the first (cold) request, p50, p99 and max latency, requests per second,
   errors (a wrong answer, one without one item per pod, counts as an error), and the
   server's CPU seconds and RSS.
+- **in_process**: per pod count, the same p95 question (and a ``rate`` of the request
+  counter) asked of ``EmbeddedSource.evaluate`` directly, without HTTP: the first
+  (cold) call, which groups the series into pods and scans them; a call after *every*
+  series got a new sample, which is what an HPA asking once per scrape interval costs
+  (nothing can be reused but the grouping); and a call when nothing changed, what a
+  second client asking the same question within the interval costs; and a call after
+  another pod's series appeared in the namespace (pod churn: the grouping is made again,
+  the remembered answers go with it). ``--repeats``
+  calls each: median and max wall time, and median CPU time of the bench process (what a
+  shared machine inflates less). The HTTP figures above sit between the two: the
+  bench's data is static, so the embedded source recomputes only when the window
+  slides past a sample (every 15 s).
 - **freshness**: a real ``Scraper`` in the server process scrapes a loopback target whose
   gauge the bench changes at a known instant; the bench polls the API (``last`` over
   30 s) every 10 ms until the answer shows the new value. The lag is the scrape
@@ -305,6 +317,86 @@ def bench_api(
         server.close()
 
 
+def bench_in_process(pods: int, history_minutes: int, repeats: int) -> dict[str, Any]:
+    """One ``pods/*`` evaluation without HTTP: cold, all changed, none changed, a pod added."""
+    from adapter.sources.embedded import EmbeddedSource  # noqa: PLC0415
+    from kubepulse.metricquery import SeriesRequest, Statistic  # noqa: PLC0415
+    from kubepulse.stats import SeriesKind, parse_aggregation  # noqa: PLC0415
+
+    log(f"in-process: {pods} pods ...")
+    now_ms = int(time.time() * 1000)
+    store = filled_store(pods, history_minutes, now_ms)
+    clock = [now_ms]
+    source = EmbeddedSource(store, clock=lambda: clock[0], staleness_ms=120_000)
+    names = frozenset(f"web-{index}" for index in range(pods))
+    every_series = list(store)
+    counter = SeriesKind.COUNTER
+    figures: dict[str, Any] = {"pods": pods}
+    for label, metric, aggregation in (
+        ("p95", "http_request_duration_seconds", "p95"),
+        ("rate", "http_requests_total", "rate"),
+    ):
+        request = SeriesRequest(
+            metric=metric,
+            statistic=Statistic(window_ms=300_000, aggregation=parse_aggregation(aggregation)),
+            namespace=NAMESPACE,
+            object_label="pod",
+            object_names=names,
+        )
+
+        def timed(at_ms: int, request: SeriesRequest = request) -> tuple[float, float]:
+            """Wall and CPU milliseconds of one call (CPU: the machine may be shared)."""
+            started, cpu_started = time.perf_counter(), time.process_time()
+            answer = source.evaluate(request, at_ms)
+            cpu = (time.process_time() - cpu_started) * 1000
+            elapsed = (time.perf_counter() - started) * 1000
+            if len(answer) != pods:
+                raise SystemExit(f"in-process: {len(answer)} answers for {pods} pods")
+            return elapsed, cpu
+
+        cold = timed(clock[0])
+        changed: list[tuple[float, float]] = []
+        unchanged: list[tuple[float, float]] = []
+        for _ in range(repeats):
+            clock[0] += STEP_MS  # a scrape interval later, every series got a sample
+            store.append_many(
+                (series, clock[0], (series.latest(clock[0], 10**9) or (0, 0.0))[1] + 7.0)
+                for series in every_series
+            )
+            changed.append(timed(clock[0] + 1))
+            unchanged.append(timed(clock[0] + 2))
+        added: list[tuple[float, float]] = []
+        for repeat in range(repeats):
+            # A pod starts elsewhere in the namespace (outside the question's pods): its
+            # series change the metric's series set, so the grouping is made again.
+            labels = {"namespace": NAMESPACE, "pod": f"new-{label}-{repeat}"}
+            for le in BUCKETS:
+                bucket = store.series(
+                    "http_request_duration_seconds_bucket", {**labels, "le": le}, counter
+                )
+                bucket.append(clock[0], 0.0)
+            store.series("http_requests_total", labels, counter).append(clock[0], 0.0)
+            added.append(timed(clock[0] + 3 + repeat))
+        figures[label] = {
+            "cold_ms": round(cold[0], 1),
+            "cold_cpu_ms": round(cold[1], 1),
+            "every_pod_changed_ms": _spread(changed),
+            "nothing_changed_ms": _spread(unchanged),
+            "another_pod_added_ms": _spread(added),
+        }
+    return figures
+
+
+def _spread(calls: list[tuple[float, float]]) -> dict[str, float]:
+    """Median and max wall time, and median CPU time, of ``(wall, cpu)`` milliseconds."""
+    walls = [wall for wall, _ in calls]
+    return {
+        "median": round(statistics.median(walls), 1),
+        "max": round(max(walls), 1),
+        "cpu_median": round(statistics.median(cpu for _, cpu in calls), 1),
+    }
+
+
 def bench_freshness(interval_s: float, changes: int) -> dict[str, Any]:
     http = ThreadingHTTPServer(("127.0.0.1", 0), Gauge)
     threading.Thread(target=http.serve_forever, daemon=True).start()
@@ -360,11 +452,14 @@ def main() -> int:
     parser.add_argument("--freshness-intervals", default="1,15",
                         help="scrape intervals in seconds (default 1,15)")  # fmt: skip
     parser.add_argument("--changes", type=int, default=10, help="changes per interval (default 10)")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="in-process calls per case (default 10)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a small run, about a minute")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.pods, arguments.seconds, arguments.history = "100", 3, 6
         arguments.freshness_intervals, arguments.changes = "1", 3
+        arguments.repeats = 3
     pods = [int(value) for value in arguments.pods.split(",")]
     concurrencies = [int(value) for value in arguments.concurrency.split(",")]
     intervals = [float(value) for value in arguments.freshness_intervals.split(",")]
@@ -375,6 +470,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "query": P95_PATH,
         "api": [bench_api(n, arguments.history, concurrencies, arguments.seconds) for n in pods],
+        "in_process": [bench_in_process(n, arguments.history, arguments.repeats) for n in pods],
         "freshness": [
             bench_freshness(
                 interval, arguments.changes if interval <= 5 else max(3, arguments.changes // 2)

@@ -49,8 +49,11 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from typing import Any, TypeVar
 
 from adapter.sources.base import (
     MetricDescriptor,
@@ -75,12 +78,13 @@ from kubepulse.stats import (
     AggregationKind,
     InsufficientDataError,
     SeriesKind,
-    WindowSummary,
     evaluate,
     forecast_holt,
     forecast_linear,
 )
+from kubepulse.stats.aggregate import evaluate_increase, needs_increase_only
 from kubepulse.store import METRIC_NAME_LABEL, Series, TimeSeriesStore
+from kubepulse.store.series import fresh_range, last_timestamps
 
 __all__ = [
     "DEFAULT_STALENESS_MS",
@@ -98,6 +102,9 @@ MAX_FORECAST_POINTS = 60
 _BUCKET_SUFFIX = "_bucket"
 _SUM_SUFFIX = "_sum"
 _BUCKET_LABEL = "le"
+_REMEMBERED_SELECTIONS = 16
+_REMEMBERED_PLANS = 8  # statistics per grouping; forgotten all at once when full
+_REMEMBERED_ANSWERS = 100_000  # objects per plan; forgotten all at once when full
 _KINDS = {SeriesKind.GAUGE: MetricKind.GAUGE, SeriesKind.COUNTER: MetricKind.COUNTER}
 
 
@@ -114,12 +121,18 @@ def histogram_quantile(quantile: float, bucket_counts: Mapping[float, float]) ->
     ``None`` (Prometheus' NaN) without a ``+Inf`` bucket, with fewer than two buckets or
     with no observations.
     """
-    if math.inf not in bucket_counts or len(bucket_counts) < 2:
-        return None
     bounds = sorted(bucket_counts)
+    return _sorted_histogram_quantile(quantile, bounds, [bucket_counts[bound] for bound in bounds])
+
+
+def _sorted_histogram_quantile(
+    quantile: float, bounds: list[float], bucket_counts: list[float]
+) -> float | None:
+    """:func:`histogram_quantile` of ``bounds`` (sorted, distinct) and their counts."""
+    if len(bounds) < 2 or bounds[-1] != math.inf:
+        return None
     counts: list[float] = []
-    for bound in bounds:
-        count = bucket_counts[bound]
+    for count in bucket_counts:
         # Buckets scraped a moment apart can disagree slightly; Prometheus forces them up.
         counts.append(max(count, counts[-1]) if counts else count)
     observations = counts[-1]
@@ -147,6 +160,10 @@ class _Measured:
     value: float
     first_ms: int
     last_ms: int
+    oldest_ms: int | None = None
+    """The oldest sample the value depends on when older than ``first_ms`` (a histogram's
+    ``_sum`` series, which do not count in the span): when it leaves the window, the
+    value may change."""
 
 
 @dataclass(slots=True)
@@ -161,20 +178,72 @@ class _Histogram:
         """The ``+Inf`` buckets: one per histogram, counting every observation."""
         return [series for bound, series in self.buckets if bound == math.inf]
 
+    @property
+    def series(self) -> list[Series]:
+        """The bucket series (what decides whether the object has fresh data)."""
+        return [series for _, series in self.buckets]
+
+
+_Selected = TypeVar("_Selected", list[Series], _Histogram)
+
+
+@dataclass(frozen=True, slots=True)
+class _ObjectMeasure:
+    """How to compute one object's statistic, and from which series."""
+
+    series: list[Series]
+    """The series whose freshness decides whether the object has a value."""
+    read: list[Series]
+    """Every series the measure reads (a histogram's ``_sum`` series too)."""
+    measure: Callable[[int, int], _Measured | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An object's last answer and for which times it still holds (see _object_value)."""
+
+    signature: int
+    computed_ms: int
+    valid_until_ms: int
+    value: ObjectValue
+
+
+_Answers = dict[str, _Answer]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One statistic over one grouping: the objects in order, their measures and answers."""
+
+    names: list[str]
+    measures: dict[str, _ObjectMeasure]
+    answers: _Answers
+
+    @classmethod
+    def of(cls, measures: dict[str, _ObjectMeasure]) -> _Plan:
+        return cls(sorted(measures), measures, {})
+
+
+_Plans = dict[Statistic, _Plan]
+
 
 class _Span:
     """Adds up the contributions to one statistic and the time span of their samples."""
 
-    __slots__ = ("first_ms", "last_ms", "total")
+    __slots__ = ("first_ms", "last_ms", "oldest_ms", "total")
 
     def __init__(self) -> None:
         self.total = 0.0
         self.first_ms: int | None = None
         self.last_ms: int | None = None
+        self.oldest_ms: int | None = None
 
-    def add(self, value: float, summary: WindowSummary) -> None:
+    def depends_on(self, first_ms: int) -> None:
+        """The value also depends on samples from ``first_ms`` on (outside the span)."""
+        self.oldest_ms = first_ms if self.oldest_ms is None else min(self.oldest_ms, first_ms)
+
+    def add(self, value: float, first_ms: int, last_ms: int) -> None:
         self.total += value
-        first_ms, last_ms = summary.first_ms, summary.last_ms
         self.first_ms = first_ms if self.first_ms is None else min(self.first_ms, first_ms)
         self.last_ms = last_ms if self.last_ms is None else max(self.last_ms, last_ms)
 
@@ -183,7 +252,10 @@ class _Span:
         answer = self.total if value is None else value
         if self.first_ms is None or self.last_ms is None or not math.isfinite(answer):
             return None
-        return _Measured(answer, self.first_ms, self.last_ms)
+        oldest_ms = self.oldest_ms
+        if oldest_ms is not None and oldest_ms >= self.first_ms:
+            oldest_ms = None
+        return _Measured(answer, self.first_ms, self.last_ms, oldest_ms)
 
 
 class EmbeddedSource:
@@ -226,6 +298,10 @@ class EmbeddedSource:
         self._ready = ready
         self._discovery_ttl_ms = discovery_ttl_ms
         self._discovered: tuple[int, list[MetricDescriptor]] | None = None
+        # Recent requests' groupings of series into objects, see _selected().
+        self._selections: OrderedDict[Hashable, tuple[tuple[int, ...], dict[str, Any], _Plans]] = (
+            OrderedDict()
+        )
 
     @property
     def lock(self) -> threading.Lock:
@@ -269,26 +345,43 @@ class EmbeddedSource:
         Values are sorted by object name.
         """
         statistic = request.statistic
-        measures: dict[str, tuple[list[Series], Callable[[int, int], _Measured | None]]] = {}
         with self._lock:
             if self._is_histogram(request.metric):
                 aggregation = resolve_aggregation(statistic, MetricKind.HISTOGRAM, request.metric)
-                for name, histogram in self._select_histograms(request).items():
-                    bucket_series = [series for _, series in histogram.buckets]
-                    measures[name] = (bucket_series, _histogram_measure(histogram, aggregation))
+                histograms, prepared = self._selected(request, self._select_histograms)
+                plan = prepared.get(statistic)
+                if plan is None:
+                    plan = _Plan.of({
+                        name: _ObjectMeasure(
+                            histogram.series,
+                            histogram.series + histogram.sums,
+                            _histogram_measure(histogram, aggregation),
+                        )
+                        for name, histogram in histograms.items()
+                    })  # fmt: skip
             else:
                 by_kind = {
                     series_kind: resolve_aggregation(statistic, metric_kind, request.metric)
                     for series_kind, metric_kind in _KINDS.items()
                 }
-                for name, series in self._select_series(request).items():
-                    measures[name] = (series, _series_measure(series, by_kind))
+                groups, prepared = self._selected(request, self._select_series)
+                plan = prepared.get(statistic)
+                if plan is None:
+                    plan = _Plan.of({
+                        name: _ObjectMeasure(series, series, _series_measure(series, by_kind))
+                        for name, series in groups.items()
+                    })  # fmt: skip
+            if statistic not in prepared:
+                if len(prepared) >= _REMEMBERED_PLANS:
+                    prepared.clear()
+                prepared[statistic] = plan
         values: list[ObjectValue] = []
-        for name in sorted(measures):
-            series, measure = measures[name]
+        measures = plan.measures
+        answers = plan.answers
+        for name in plan.names:
             # One object at a time, so that the scraper never waits long for the lock.
             with self._lock:
-                value = self._object_value(name, series, measure, statistic, now_ms)
+                value = self._object_value(name, measures[name], statistic, now_ms, answers)
             if value is not None:
                 values.append(value)
         return values
@@ -321,6 +414,45 @@ class EmbeddedSource:
         return listed
 
     # ------------------------------------------------------------------ selection
+
+    def _selected(
+        self, request: SeriesRequest, select: Callable[[SeriesRequest], dict[str, _Selected]]
+    ) -> tuple[dict[str, _Selected], _Plans]:
+        """``select(request)``, remembered until a series of the metric is added or removed.
+
+        Selecting walks every series of the metric (labels, selector, object), which cost
+        as much as the statistics themselves on a ``pods/*`` request; the same request
+        (an HPA asks every 15 s) reuses the grouping while no series of the metric (or
+        of its ``_bucket`` and ``_sum`` series) came or went in the request's namespace
+        (:meth:`~kubepulse.store.TimeSeriesStore.name_generation`). With it comes the
+        statistics asked of it (:class:`_Plan`: the measures and the objects' last
+        answers, see :meth:`_object_value`), which go with the grouping. Callers hold
+        the lock and must not change the grouping.
+        """
+        key = (
+            select.__name__,
+            request.metric,
+            request.namespace,
+            request.series_selector,
+            request.object_label,
+            request.object_names,
+            request.merge_objects,
+        )
+        store = self._store
+        generation = tuple(
+            store.name_generation(request.metric + suffix, request.namespace)
+            for suffix in ("", _BUCKET_SUFFIX, _SUM_SUFFIX)
+        )
+        remembered = self._selections.get(key)
+        if remembered is not None and remembered[0] == generation:
+            self._selections.move_to_end(key)
+            return remembered[1], remembered[2]
+        selected = select(request)
+        plans: _Plans = {}
+        self._selections[key] = (generation, selected, plans)
+        while len(self._selections) > _REMEMBERED_SELECTIONS:
+            self._selections.popitem(last=False)
+        return selected, plans
 
     def _is_histogram(self, metric: str) -> bool:
         """Whether ``metric`` is a histogram; raises when the store has no such metric."""
@@ -380,33 +512,56 @@ class EmbeddedSource:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _newest_fresh_ms(self, series: Iterable[Series], now_ms: int) -> int | None:
-        newest: int | None = None
-        for one in series:
-            latest = one.latest(now_ms, self._staleness_ms)
-            if latest is not None and (newest is None or latest[0] > newest):
-                newest = latest[0]
-        return newest
-
     def _object_value(
         self,
         name: str,
-        series: list[Series],
-        measure: Callable[[int, int], _Measured | None],
+        measure: _ObjectMeasure,
         statistic: Statistic,
         now_ms: int,
+        answers: _Answers,
     ) -> ObjectValue | None:
-        newest_ms = self._newest_fresh_ms(series, now_ms)
-        if newest_ms is None:
-            return None
+        """The object's value at ``now_ms``, from ``answers`` when it cannot have changed.
+
+        An answer (without a forecast) stays right while no sample is appended to the
+        series it read (their newest timestamps add up to the same number), no sample it
+        used leaves the window (the oldest one used is still inside), no fresh series
+        turns stale, and no sample is newer than the time it was computed for. An HPA
+        asking again within a scrape interval, or several clients asking the same
+        question, get it without recomputing; anything that changed is recomputed.
+        """
+        signature = 0
         if statistic.prediction is None:
-            measured = measure(now_ms - statistic.window_ms, now_ms)
-            value = None if measured is None else measured.value
-        else:
-            value = self._forecast(measure, statistic, now_ms)
-        if value is None or not math.isfinite(value):
+            newest_samples = last_timestamps(measure.read)
+            signature = sum(newest_samples)
+            remembered = answers.get(name)
+            if (
+                remembered is not None
+                and remembered.signature == signature
+                and remembered.computed_ms <= now_ms < remembered.valid_until_ms
+            ):
+                return remembered.value
+        fresh = fresh_range(measure.series, now_ms, self._staleness_ms)
+        if fresh is None:
             return None
-        return ObjectValue(name, newest_ms, value, statistic.window_ms)
+        if statistic.prediction is not None:
+            value = self._forecast(measure.measure, statistic, now_ms)
+            if value is None or not math.isfinite(value):
+                return None
+            return ObjectValue(name, fresh[1], value, statistic.window_ms)
+        measured = measure.measure(now_ms - statistic.window_ms, now_ms)
+        if measured is None or not math.isfinite(measured.value):
+            return None
+        answer = ObjectValue(name, fresh[1], measured.value, statistic.window_ms)
+        if max(newest_samples, default=now_ms) <= now_ms:
+            if len(answers) >= _REMEMBERED_ANSWERS:
+                answers.clear()
+            oldest_ms = measured.first_ms if measured.oldest_ms is None else measured.oldest_ms
+            valid_until_ms = min(
+                oldest_ms + statistic.window_ms + 1,  # the oldest sample used leaves
+                fresh[0] + self._staleness_ms + 1,  # a fresh series turns stale
+            )
+            answers[name] = _Answer(signature, now_ms, valid_until_ms, answer)
+        return answer
 
     def _forecast(
         self,
@@ -452,15 +607,29 @@ def _series_measure(
 ) -> Callable[[int, int], _Measured | None]:
     """How to compute the statistic of gauge or counter ``series``, summed, over a window."""
 
+    # rate, and a counter's avg and sum, need only the increase: no sketch to build.
+    increase_only = {
+        kind: needs_increase_only(aggregation, kind) for kind, aggregation in aggregations.items()
+    }
+
     def measure(start_ms: int, end_ms: int) -> _Measured | None:
         span = _Span()
         for one in series:
-            summary = one.summary(start_ms, end_ms)
-            if summary is None:
-                continue
-            value = evaluate(aggregations[one.kind], summary)
+            aggregation = aggregations[one.kind]
+            if increase_only[one.kind]:
+                increase = one.increase(start_ms, end_ms)
+                if increase is None:
+                    continue
+                value = evaluate_increase(aggregation, *increase)
+                first_ms, last_ms = increase.first_ms, increase.last_ms
+            else:
+                summary = one.summary(start_ms, end_ms)
+                if summary is None:
+                    continue
+                value = evaluate(aggregation, summary)
+                first_ms, last_ms = summary.first_ms, summary.last_ms
             if value is not None and math.isfinite(value):
-                span.add(value, summary)
+                span.add(value, first_ms, last_ms)
         return span.result()
 
     return measure
@@ -472,43 +641,32 @@ def _histogram_measure(
     """How to compute ``aggregation`` of ``histogram`` over a window."""
     kind = aggregation.kind
 
-    def percentile(start_ms: int, end_ms: int) -> _Measured | None:
-        quantile = aggregation.quantile
-        assert quantile is not None
-        counts: dict[float, float] = {}
-        span = _Span()
-        for bound, series in histogram.buckets:
-            summary = series.summary(start_ms, end_ms)
-            if summary is None:
-                continue
-            counts[bound] = counts.get(bound, 0.0) + summary.increase
-            span.add(0.0, summary)
-        value = histogram_quantile(quantile, counts)
-        return None if value is None else span.result(value)
-
     def observations(start_ms: int, end_ms: int) -> tuple[_Span, float, float]:
         """The span, the observation count and the ``_sum`` increase over the window."""
         span = _Span()
         count = 0.0
         observed_total = 0.0
         for series in histogram.counting:
-            summary = series.summary(start_ms, end_ms)
-            if summary is not None and summary.count > 1:
-                count += summary.increase
-                span.add(0.0, summary)
+            increase = series.increase(start_ms, end_ms)
+            if increase is not None and increase.sample_count > 1:
+                count += increase.increase
+                span.add(0.0, increase.first_ms, increase.last_ms)
         for series in histogram.sums:
-            summary = series.summary(start_ms, end_ms)
-            if summary is not None and summary.count > 1:
-                observed_total += summary.increase
+            increase = series.increase(start_ms, end_ms)
+            if increase is not None and increase.sample_count > 1:
+                observed_total += increase.increase
+                span.depends_on(increase.first_ms)
         return span, count, observed_total
 
     def rate(start_ms: int, end_ms: int) -> _Measured | None:
         span = _Span()
         for series in histogram.counting:
-            summary = series.summary(start_ms, end_ms)
-            value = evaluate(aggregation, summary)
-            if summary is not None and value is not None:
-                span.add(value, summary)
+            increase = series.increase(start_ms, end_ms)
+            if increase is None:
+                continue
+            value = evaluate_increase(aggregation, *increase)
+            if value is not None:
+                span.add(value, increase.first_ms, increase.last_ms)
         return span.result()
 
     def average(start_ms: int, end_ms: int) -> _Measured | None:
@@ -524,12 +682,56 @@ def _histogram_measure(
         return span.result(observed_total)
 
     if kind is AggregationKind.PERCENTILE:
-        return percentile
+        assert aggregation.quantile is not None  # a percentile always has its level
+        return _percentile_measure(histogram, aggregation.quantile)
     if kind is AggregationKind.RATE:
         return rate
     if kind is AggregationKind.AVG:
         return average
     return total
+
+
+def _percentile_measure(
+    histogram: _Histogram, quantile: float
+) -> Callable[[int, int], _Measured | None]:
+    """How to compute the ``quantile`` of ``histogram`` over a window."""
+    # The bounds in order once, and each bucket series' place among them, so that a
+    # query adds up a list instead of sorting a dict per object.
+    bounds = sorted({bound for bound, _ in histogram.buckets})
+    places = {bound: place for place, bound in enumerate(bounds)}
+    placed = [(places[bound], series) for bound, series in histogram.buckets]
+
+    def percentile(start_ms: int, end_ms: int) -> _Measured | None:
+        counts = [0.0] * len(bounds)
+        present = [False] * len(bounds)
+        first_ms: int | None = None
+        last_ms: int | None = None
+        for place, series in placed:
+            increase = series.increase(start_ms, end_ms)
+            if increase is None:
+                continue
+            counts[place] += increase.increase
+            present[place] = True
+            # The span of the samples used (inlined _Span.add: this loop is the hot path).
+            if first_ms is None or increase.first_ms < first_ms:
+                first_ms = increase.first_ms
+            if last_ms is None or increase.last_ms > last_ms:
+                last_ms = increase.last_ms
+        if first_ms is None or last_ms is None:
+            return None
+        if all(present):
+            value = _sorted_histogram_quantile(quantile, bounds, counts)
+        else:  # a bucket without samples in the window is left out, as before
+            value = _sorted_histogram_quantile(
+                quantile,
+                list(compress(bounds, present)),
+                list(compress(counts, present)),
+            )
+        if value is None or not math.isfinite(value):
+            return None
+        return _Measured(value, first_ms, last_ms)
+
+    return percentile
 
 
 def _bucket_bound(text: str | None) -> float | None:

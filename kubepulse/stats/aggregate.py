@@ -46,7 +46,9 @@ __all__ = [
     "Aggregation",
     "AggregationKind",
     "evaluate",
+    "evaluate_increase",
     "exact_evaluate",
+    "needs_increase_only",
     "parse_aggregation",
 ]
 
@@ -176,6 +178,37 @@ def evaluate(aggregation: Aggregation, summary: WindowSummary | None) -> float |
     quantile = aggregation.quantile
     assert quantile is not None  # a PERCENTILE aggregation always has its level
     return summary.sketch.quantile(quantile)
+
+
+def needs_increase_only(aggregation: Aggregation, kind: SeriesKind) -> bool:
+    """Whether :func:`evaluate` of ``aggregation`` over a ``kind`` series reads only the
+    summary's ``increase``, ``first_ms``, ``last_ms`` and ``count``.
+
+    True for ``rate`` and a counter's ``avg`` and ``sum``: the store answers those from
+    :meth:`~kubepulse.store.Series.increase`, without a sketch, with
+    :func:`evaluate_increase`.
+    """
+    return aggregation.kind is AggregationKind.RATE or (
+        kind is SeriesKind.COUNTER and aggregation.kind in _INCREASE_KINDS
+    )
+
+
+_INCREASE_KINDS = frozenset({AggregationKind.AVG, AggregationKind.SUM})
+
+
+def evaluate_increase(
+    aggregation: Aggregation, increase: float, first_ms: int, last_ms: int, count: int
+) -> float | None:
+    """:func:`evaluate` for an aggregation :func:`needs_increase_only` accepts, from those four.
+
+    The same expressions as :func:`evaluate`, so both round identically: ``rate`` and a
+    counter's ``avg`` are the increase per second over the span (``None`` for one
+    sample), a counter's ``sum`` the increase (``None`` for one sample).
+    """
+    span_ms = last_ms - first_ms
+    if aggregation.kind is AggregationKind.SUM:
+        return increase if count > 1 else None
+    return _per_second(increase, span_ms) if span_ms else None
 
 
 def exact_evaluate(

@@ -49,6 +49,9 @@ LabelMatcher = Callable[[Mapping[str, str]], bool]
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 _APPENDED = AppendOutcome.APPENDED
+# The label name_generation() splits by: kubepulse.metricquery.NAMESPACE_LABEL (the
+# store sits below the query layer and does not import it).
+_NAMESPACE_LABEL = "namespace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,9 @@ class TimeSeriesStore:
     """
 
     __slots__ = (
+        "_changed_at",
+        "_changed_in",
+        "_changes",
         "_outcome_counts",
         "_postings",
         "_series",
@@ -123,6 +129,11 @@ class TimeSeriesStore:
         self._series: dict[tuple[str, tuple[str, ...]], Series] = {}
         self._postings: dict[str, dict[str, set[Series]]] = {}
         self._outcome_counts = [0] * len(AppendOutcome)
+        # Series added or removed so far, and that count when each metric name last had
+        # one added or removed, overall and per namespace: what name_generation() reports.
+        self._changes = 0
+        self._changed_at: dict[str, int] = {}
+        self._changed_in: dict[tuple[str, str], int] = {}
 
     @classmethod
     def like(cls, other: TimeSeriesStore) -> TimeSeriesStore:
@@ -165,12 +176,25 @@ class TimeSeriesStore:
         self._index(created)
         return created
 
+    def _note_change(self, series: Series) -> None:
+        """Count ``series`` coming or going, for :meth:`name_generation`."""
+        self._changes += 1
+        changes = self._changes
+        self._changed_at[series.name] = changes
+        pairs = series.label_pairs
+        for index in range(0, len(pairs), 2):
+            if pairs[index] == _NAMESPACE_LABEL:
+                self._changed_in[(series.name, pairs[index + 1])] = changes
+                break
+
     def _index(self, series: Series) -> None:
+        self._note_change(series)
         postings = self._postings
         for label, value in _index_entries(series):
             postings.setdefault(label, {}).setdefault(value, set()).add(series)
 
     def _unindex(self, series: Series) -> None:
+        self._note_change(series)
         postings = self._postings
         for label, value in _index_entries(series):
             by_value = postings[label]
@@ -283,6 +307,19 @@ class TimeSeriesStore:
         if not others:
             return list(smallest)
         return list(smallest.intersection(*others))
+
+    def name_generation(self, name: str, namespace: str | None = None) -> int:
+        """A number that changes whenever a series of metric ``name`` is added or removed.
+
+        With ``namespace``, only series whose ``namespace`` label is ``namespace`` count:
+        a pod starting in another namespace leaves it alone. Callers that cache what
+        :meth:`select` returned for ``name`` (the adapter's embedded source does, per
+        request) compare it to know when to select again: appends never change it, new
+        pods and deleted series do. 0 for a name (in that namespace) never seen.
+        """
+        if namespace is None:
+            return self._changed_at.get(name, 0)
+        return self._changed_in.get((name, namespace), 0)
 
     def __iter__(self) -> Iterator[Series]:
         """Every series, in no particular order."""
