@@ -1,7 +1,9 @@
-"""kubepulse-adapter's Prometheus source and prometheus-adapter, side by side, in one run.
+"""kubepulse-adapter (Prometheus and embedded sources) and prometheus-adapter, in one run.
 
-Both adapters answer the same two HPA questions for ``pods/*`` with a ``labelSelector``,
-from the same Debian Prometheus holding the same data:
+The adapters answer the same two HPA questions for ``pods/*`` with a ``labelSelector``,
+prometheus-adapter and kubepulse's Prometheus source from the same Debian Prometheus
+holding the same data, kubepulse's default embedded source from its own scrapes of the
+same application pages:
 
 - per-pod request rate over 5 m: kubepulse ``http_requests_total`` with
   ``kubepulse.io/aggregation=rate, kubepulse.io/window=5m``; prometheus-adapter
@@ -21,7 +23,17 @@ pod, known rates and latency profile); Debian's Prometheus scraping both every
 ``--scrape-interval``; then both adapters pointed at it:
 
 - ``python -m adapter serve --source=prometheus`` (kubepulse-adapter), and
-- ``prometheus-adapter`` v0.12.0 (built by ``scripts/install-prometheus-adapter.sh``).
+- ``prometheus-adapter`` v0.12.0 (built by ``scripts/install-prometheus-adapter.sh``);
+- unless ``--no-embedded``: ``python -m adapter serve --source=embedded`` (kubepulse's
+  default source, reported as ``kubepulse-embedded``), with discovery off and every
+  application page as a ``--static-target`` (exporter role: the pages' own
+  ``namespace`` and ``pod`` labels are kept, as Prometheus' ``honor_labels``), scraped
+  every ``--embedded-scrape-interval`` (default ``--scrape-interval``) into its own
+  store, from a second page server with the same epoch (the same numbers, without
+  queueing behind Prometheus' scrapes). It scrapes only the application
+  pages, the series the two questions read (Prometheus also holds the exporter
+  pages); its scraping runs in the adapter process all along, so its CPU figures
+  include its ingest, and that ingest also runs while the other adapters are measured.
 
 **Authentication and authorization are on in both and delegated to the control plane
 the same way**: the client presents the cluster admin's client certificate (checked
@@ -45,23 +57,29 @@ non-200 answer or one without exactly N items counts as an error. Reported: p50,
 and max latency, requests per second, errors, the adapter's CPU seconds during the
 window (and per request) and RSS (max sampled every 0.25 s), and the CPU and RSS of
 Prometheus and kube-apiserver during the window (what each adapter's requests cost
-there, plus whatever else ran); then the ratios kubepulse / prometheus-adapter.
+there, plus whatever else ran), the 1-minute load average before and after the window
+(the machine may be shared); then the ratios kubepulse / prometheus-adapter per
+kubepulse source.
 
-**Agreement**: before the load, both answers to both questions are fetched back to back
-and compared pod by pod: equal within ``--tolerance`` (relative, default 1 %) or
-0.0015 absolute (prometheus-adapter answers in milli-units: "95m" is 0.095). The p95 is
-also compared with its known value (:func:`app_pages.expected_quantile`: the
-buckets' ratios never change, so every window has the same p95). Rates are compared
-with each other only: until Prometheus holds 5 m of samples, ``rate(x[5m])``
-extrapolates over the samples it has, so it is below the pods' true rate (both
-adapters send the same PromQL, so they agree anyway); ``--warmup`` (default 330 s)
-waits for a full window so that the rates are the true ones too.
+**Agreement**: before the load, each kubepulse source's answers and prometheus-adapter's
+to both questions are fetched back to back and compared pod by pod: equal within
+``--tolerance`` (relative, default 1 %) or 0.0015 absolute (prometheus-adapter answers
+in milli-units: "95m" is 0.095). The p95 is also compared with its known value
+(:func:`app_pages.expected_quantile`: the buckets' ratios never change, so every window
+has the same p95). The Prometheus readers' rates are compared with each other: until
+Prometheus holds 5 m of samples, ``rate(x[5m])`` extrapolates over the samples it has,
+so it is below the pods' true rate (both adapters send the same PromQL, so they agree
+anyway); ``--warmup`` (default 330 s) waits for a full window so that the rates are the
+true ones too. The embedded source's rate is the sampled increase over the sampled span,
+the true rate as soon as it holds two scrapes. Every kubepulse rate is also compared with
+the true one (:func:`app_pages.rate_of`).
 
 Prints one JSON object on stdout; progress on stderr.
 
     python bench/compare_adapters.py                       # 100 and 1,000 pods
     python bench/compare_adapters.py --pods 100,1000,5000
     python bench/compare_adapters.py --quick               # 100 pods, short windows
+    python bench/compare_adapters.py --no-embedded         # the two Prometheus readers only
 """
 
 from __future__ import annotations
@@ -110,6 +128,15 @@ CLIENT_TIMEOUT_S = 60.0
 V2 = "/apis/custom.metrics.k8s.io/v1beta2"
 SELECTOR = "labelSelector=" + quote("app=web")
 KUBEPULSE_WINDOW = quote("kubepulse.io/window=5m")
+KUBEPULSE = "kubepulse"
+"""kubepulse-adapter with the Prometheus source (the report's historical key)."""
+KUBEPULSE_EMBEDDED = "kubepulse-embedded"
+"""kubepulse-adapter with its default embedded source."""
+AGREEMENT_KEYS = {KUBEPULSE: "agreement", KUBEPULSE_EMBEDDED: "agreement_embedded"}
+RATIO_KEYS = {
+    KUBEPULSE: "ratio_kubepulse_over_prometheus_adapter",
+    KUBEPULSE_EMBEDDED: "ratio_kubepulse_embedded_over_prometheus_adapter",
+}
 
 
 def log(message: str) -> None:
@@ -241,34 +268,53 @@ def _first_json_line(process: subprocess.Popen[bytes], what: str, log_path: Path
     return json.loads(line)
 
 
+def kubepulse_source_args(
+    prometheus_url: str | None, app_targets: Sequence[str], scrape_interval_s: int
+) -> list[str]:
+    """The source flags: the Prometheus source when ``prometheus_url`` is given, else the
+    embedded source scraping ``app_targets`` (exporter role: the pages' labels are kept)."""
+    if prometheus_url is not None:
+        return [
+            "--source=prometheus",
+            f"--prometheus-url={prometheus_url}",
+            f"--prometheus-scrape-interval={scrape_interval_s}s",
+            # prometheus-adapter bounds its queries by nothing but the client's timeout
+            # (60 s here); kubepulse's default 10 s would turn slow answers into 503s.
+            f"--prometheus-timeout={int(CLIENT_TIMEOUT_S)}s",
+        ]
+    return [
+        "--source=embedded",
+        "--no-discovery",
+        f"--scrape-interval={scrape_interval_s}s",
+        # Shorter than the interval, as the adapter requires (its default is 10 s).
+        f"--scrape-timeout={scrape_interval_s * 800}ms",
+        *(f"--static-target={target}" for target in app_targets),
+    ]
+
+
 @contextlib.contextmanager
 def kubepulse_adapter(
-    workdir: Path, prometheus_url: str, kubeconfig: Path, scrape_interval_s: int
+    name: str, workdir: Path, source_args: Sequence[str], kubeconfig: Path
 ) -> Iterator[Adapter]:
     port = free_port()
-    log_path = workdir / "kubepulse-adapter.log"
+    log_path = workdir / f"{name}-adapter.log"
     argv = [
         sys.executable,
         "-m",
         "adapter",
         "serve",
-        "--source=prometheus",
-        f"--prometheus-url={prometheus_url}",
-        f"--prometheus-scrape-interval={scrape_interval_s}s",
-        # prometheus-adapter bounds its queries by nothing but the client's timeout
-        # (60 s here); kubepulse's default 10 s would turn slow answers into 503s.
-        f"--prometheus-timeout={int(CLIENT_TIMEOUT_S)}s",
+        *source_args,
         f"--kubeconfig={kubeconfig}",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
-        f"--cert-dir={workdir / 'kubepulse-certs'}",
+        f"--cert-dir={workdir / f'{name}-certs'}",
         "--checkpoint-path=",
         "--no-analysis-api",
         "--log-level=warning",
     ]
     with _process(argv, log_path) as process:
         yield Adapter(
-            "kubepulse",
+            name,
             port,
             process,
             log_path,
@@ -400,10 +446,13 @@ def wait_for_answers(
 
 
 def agreement(
-    adapters: Sequence[Adapter], cert: tuple[str, str], namespace: str, tolerance: float
+    kubepulse: Adapter,
+    upstream: Adapter,
+    cert: tuple[str, str],
+    namespace: str,
+    tolerance: float,
 ) -> dict[str, Any]:
     """Both answers to both questions, back to back, compared pod by pod (and with truth)."""
-    kubepulse, upstream = adapters
     report: dict[str, Any] = {}
     with _client(cert) as client:
         for question in QUESTIONS:
@@ -436,6 +485,17 @@ def agreement(
             if question.name == "p95_5m":
                 entry["kubepulse_max_relative_error_vs_expected"] = round(truth_worst, 6)
             else:
+                entry["kubepulse_max_relative_error_vs_true_rate"] = round(
+                    max(
+                        (
+                            abs(value - rate_of(int(pod.rsplit("-", 1)[1])))
+                            / rate_of(int(pod.rsplit("-", 1)[1]))
+                            for pod, value in ours.items()
+                        ),
+                        default=0.0,
+                    ),
+                    6,
+                )
                 entry["true_rates_sample"] = {
                     pod: rate_of(int(pod.rsplit("-", 1)[1])) for pod in pods[:3]
                 }
@@ -532,6 +592,7 @@ def load(
     # The warm-up requests (one per client and question) are outside the window: at
     # thousands of pods they take seconds, and neither their time nor their CPU counts.
     warmed.wait()
+    load_before = os.getloadavg()[0]
     cpu_before = _cpu_seconds(process)
     others_before = {name: _cpu_seconds(other) for name, other in watched.items()}
     sampler_thread.start()
@@ -560,6 +621,7 @@ def load(
         "cpu_seconds": round(cpu, 3),
         "cpu_ms_per_request": round(cpu / requests * 1000, 3) if requests else None,
         "rss_mib_max": round(sampler.max_rss.get("adapter", 0) / 2**20, 1),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         # What the adapter's requests cost elsewhere (also whatever else ran meanwhile).
         "others": {
             name: {
@@ -623,6 +685,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1000,
         help="prometheus-adapter --client-qps/--client-burst (upstream default: 5, burst 10)",
     )
+    parser.add_argument(
+        "--embedded",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure kubepulse's embedded source scraping the app pages itself",
+    )
+    parser.add_argument(
+        "--embedded-scrape-interval",
+        type=int,
+        default=None,
+        help="the embedded source's scrape interval, seconds (default: --scrape-interval)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     arguments = parser.parse_args(argv)
     if arguments.quick:
@@ -665,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "warmup",
                 "tolerance",
                 "prometheus_adapter_client_qps",
+                "embedded",
+                "embedded_scrape_interval",
             )
         },
         "prometheus_adapter": {"version": "v0.12.0", "binary": str(upstream_binary)},
@@ -739,26 +815,69 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 # Let a few scrapes land before prometheus-adapter's first series discovery.
                 time.sleep(3 * arguments.scrape_interval)
-                with (
-                    kubepulse_adapter(
-                        workdir, prom.url, cluster.kubeconfig, arguments.scrape_interval
-                    ) as ours,
-                    prometheus_adapter(
-                        upstream_binary,
-                        workdir,
-                        prom.url,
-                        cluster.kubeconfig,
-                        arguments.prometheus_adapter_client_qps,
-                    ) as theirs,
-                ):
-                    adapters = (ours, theirs)
+                with contextlib.ExitStack() as running:
+                    ours = running.enter_context(
+                        kubepulse_adapter(
+                            KUBEPULSE,
+                            workdir,
+                            kubepulse_source_args(prom.url, (), arguments.scrape_interval),
+                            cluster.kubeconfig,
+                        )
+                    )
+                    theirs = running.enter_context(
+                        prometheus_adapter(
+                            upstream_binary,
+                            workdir,
+                            prom.url,
+                            cluster.kubeconfig,
+                            arguments.prometheus_adapter_client_qps,
+                        )
+                    )
+                    kubepulses = [ours]
+                    if arguments.embedded:
+                        # Its own page server with the same epoch serves the same numbers,
+                        # so that its scrapes and Prometheus' do not queue for one server.
+                        own_pages_log = workdir / "app-pages-embedded.log"
+                        own_pages = _first_json_line(
+                            running.enter_context(
+                                _process(
+                                    [
+                                        sys.executable,
+                                        str(REPO / "bench" / "app_pages.py"),
+                                        *namespace_args,
+                                        f"--epoch={pages['epoch']!r}",
+                                    ],
+                                    own_pages_log,
+                                    stdout_pipe=True,
+                                )
+                            ),
+                            "app pages (embedded)",
+                            own_pages_log,
+                        )
+                        app_targets = [own_pages["url"] + path for path in own_pages["pages"]]
+                        kubepulses.append(
+                            running.enter_context(
+                                kubepulse_adapter(
+                                    KUBEPULSE_EMBEDDED,
+                                    workdir,
+                                    kubepulse_source_args(
+                                        None,
+                                        app_targets,
+                                        arguments.embedded_scrape_interval
+                                        or arguments.scrape_interval,
+                                    ),
+                                    cluster.kubeconfig,
+                                )
+                            )
+                        )
+                    adapters = (ours, theirs, *kubepulses[1:])
                     watched = {"prometheus": prom.process.pid}
                     apiserver = cluster.components["kube-apiserver"].pid
                     if apiserver is not None:
                         watched["kube-apiserver"] = apiserver
                     for count in arguments.pod_counts:
                         wait_for_answers(adapters, cert, f"cmp-{count}", count, 180)
-                    log("both adapters answer every question")
+                    log("every adapter answers every question")
                     remaining = arguments.warmup - (time.monotonic() - data_since)
                     if remaining > 0:
                         log(f"waiting {remaining:.0f} s for {arguments.warmup:.0f} s of data")
@@ -770,10 +889,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for count in arguments.pod_counts:
                         namespace = f"cmp-{count}"
                         entry: dict[str, Any] = result["counts"][str(count)]
-                        entry["agreement"] = agreement(
-                            adapters, cert, namespace, arguments.tolerance
-                        )
-                        log(f"  agreement: {json.dumps(_brief(entry['agreement']))}")
+                        for kubepulse in kubepulses:
+                            key = AGREEMENT_KEYS[kubepulse.name]
+                            entry[key] = agreement(
+                                kubepulse, theirs, cert, namespace, arguments.tolerance
+                            )
+                            log(f"  {key}: {json.dumps(_brief(entry[key]))}")
                         for adapter in adapters:
                             log(
                                 f"{count} pods: {adapter.name} under load "
@@ -789,9 +910,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 arguments.seconds,
                             )
                             log(f"  {json.dumps(entry[adapter.name])}")
-                        ratio = ratios(entry["kubepulse"], entry["prometheus-adapter"])
-                        entry["ratio_kubepulse_over_prometheus_adapter"] = ratio
-                        log(f"  ratios: {json.dumps(ratio)}")
+                        for kubepulse in kubepulses:
+                            ratio = ratios(entry[kubepulse.name], entry[theirs.name])
+                            entry[RATIO_KEYS[kubepulse.name]] = ratio
+                            log(f"  {RATIO_KEYS[kubepulse.name]}: {json.dumps(ratio)}")
                     for adapter in adapters:
                         rss = psutil.Process(adapter.process.pid).memory_info().rss
                         result.setdefault("rss_mib_at_end", {})[adapter.name] = round(

@@ -6,12 +6,19 @@ statistics mean exactly what :mod:`adapter.sources.embedded` defines; the PromQL
 computes each one, and where it can differ, is in :mod:`adapter.sources.promql`. This
 module sends the queries and reads the answers:
 
+- **One request per answer.** The value query and the freshness query are one PromQL
+  query, their parts tagged and joined by ``or``
+  (:func:`~adapter.sources.promql.combined_query`); raw-sample statistics are one
+  range-vector selector whose samples also give each object's newest sample. Only the
+  metric names and metadata (cached) cost other requests.
 - **Per object.** Queries group ``by (<object label>)``; the source keeps the objects
-  the request names (``object_names``) and, for a Deployment over its pods
-  (``merge_objects``), adds the pods' numbers up: values are summed, histogram bucket
-  increases are summed per ``le`` before :func:`~adapter.sources.embedded.histogram_quantile`
-  (the embedded source's own function) interpolates the percentile, and a histogram's
-  mean is the summed ``_sum`` increase over the summed observation count.
+  the request names (``object_names``). One object's statistic is computed whole by
+  Prometheus, a histogram's percentile by ``histogram_quantile``. For a Deployment over
+  its pods (``merge_objects``) the source adds the pods' numbers up: values are summed,
+  histogram bucket increases are summed per ``le`` before
+  :func:`~adapter.sources.embedded.histogram_quantile` (the embedded source's copy of
+  Prometheus' function) interpolates the percentile, and a histogram's mean is the
+  summed ``_sum`` increase over the summed observation count.
 - **Raw samples** where PromQL has no function with the embedded definition (a gauge's
   percentile, a counter's ``min``, ``max``, ``sum`` and percentiles, a histogram's
   ``sum``): an instant query of a range-vector selector returns the window's samples,
@@ -27,13 +34,17 @@ module sends the queries and reads the answers:
   Python, stamping exactly as the embedded source does. The model
   (:func:`~kubepulse.stats.forecast_linear` or :func:`~kubepulse.stats.forecast_holt`)
   is fitted in Python and read at ``now + horizon``.
-- **Staleness.** A second query, sent concurrently, asks for each object's newest sample
-  (``max by (pod) (timestamp(x{...}))``). An object whose newest sample is older than
-  ``staleness_ms``, or that Prometheus no longer returns at all (its target went away
-  and the series was marked stale, or it has no sample within Prometheus' lookback
-  delta, five minutes by default), is absent: never zero. A staleness limit above the
-  lookback delta therefore acts as the lookback delta. The newest sample is the
-  answer's timestamp.
+- **Staleness.** The freshness part of the query gives each object's newest sample
+  (``max by (pod) (timestamp(x{...}))``, at ``now``: in a range query its point at the
+  range's end). An object whose newest sample is older than ``staleness_ms``, or that
+  Prometheus no longer returns at all (its target went away and the series was marked
+  stale, or it has no sample within Prometheus' lookback delta, five minutes by
+  default), is absent: never zero. A staleness limit above the lookback delta therefore
+  acts as the lookback delta. For raw-sample statistics the newest sample is read from
+  the window's samples, which Prometheus returns without its staleness markers: a
+  series whose target went away stays until its last sample is older than
+  ``staleness_ms``, as in the embedded source. The newest sample is the answer's
+  timestamp.
 - **Kinds.** A metric's kind comes from ``/api/v1/metadata`` (the ``# TYPE`` its targets
   declared, cached for ``metadata_ttl_ms``), read with the scraper's rules (the
   ``_total`` of a counter, the ``_sum`` and ``_count`` of a histogram or summary are
@@ -81,10 +92,11 @@ from adapter.sources.promql import (
     BUCKET_LABEL,
     BUCKET_SUFFIX,
     DISCOVERY_TAGS,
+    NEWEST_PART,
+    PART_LABEL,
     PlanMode,
     QueryPlan,
     discovery_query,
-    freshness_query,
     plan_query,
 )
 from kubepulse.errors import KubepulseValueError
@@ -256,30 +268,26 @@ class PrometheusSource:
         """
         kind = await self._kind(request.metric)
         statistic = request.statistic
-        freshness = freshness_query(request, kind)
+        newest: dict[str, int]
+        values: Mapping[str, float | None]
         if statistic.prediction is None:
             plan = plan_query(request, kind, statistic.window_ms)
-            if plan.matches_nothing or freshness is None:
+            if plan.matches_nothing:
                 return []
-            newest, points = await asyncio.gather(
-                self._newest(request, freshness, now_ms),
-                self._instant_points(request, plan, now_ms),
-            )
-            values: Mapping[str, float | None] = {
-                name: _value_of(plan, point) for name, (_, point) in points.items()
-            }
+            newest, values = await self._instant_values(request, plan, now_ms)
         else:
             step_ms, lookback_ms = self._forecast_step(statistic)
             plan = plan_query(request, kind, lookback_ms)
             if plan.mode is PlanMode.SAMPLES:
                 plan = plan_query(request, kind, statistic.window_ms)
-            if plan.matches_nothing or freshness is None:
+            if plan.matches_nothing or statistic.window_ms < lookback_ms:
                 return []
-            newest, forecasts = await asyncio.gather(
-                self._newest(request, freshness, now_ms),
-                self._forecasts(request, plan, now_ms, step_ms, lookback_ms),
-            )
-            values = forecasts
+            newest, values = await self._forecasts(request, plan, now_ms, step_ms, lookback_ms)
+        newest = {
+            name: stamp_ms
+            for name, stamp_ms in newest.items()
+            if now_ms - stamp_ms <= self._staleness_ms
+        }
         answer: list[ObjectValue] = []
         for name in sorted(newest):
             value = values.get(name)
@@ -390,39 +398,28 @@ class PrometheusSource:
         step_ms = max(self._resolution_ms, -(-statistic.window_ms // MAX_FORECAST_POINTS))
         return step_ms, max(step_ms, 2 * self._resolution_ms)
 
-    async def _newest(self, request: SeriesRequest, query: str, now_ms: int) -> dict[str, int]:
-        """Each kept object's newest sample, in ms, for the fresh objects only."""
-        newest: dict[str, int] = {}
-        for result in await self._query(query, now_ms):
-            name = request.object_of(result.labels)
-            if name is None or not result.points:
-                continue
-            stamp_ms = round(result.points[-1][1] * 1000.0)
-            if name not in newest or stamp_ms > newest[name]:
-                newest[name] = stamp_ms
-        return {
-            name: stamp_ms
-            for name, stamp_ms in newest.items()
-            if now_ms - stamp_ms <= self._staleness_ms
-        }
-
-    async def _instant_points(
+    async def _instant_values(
         self, request: SeriesRequest, plan: QueryPlan, now_ms: int
-    ) -> dict[str, tuple[int, _Point]]:
-        """Each object's contribution at ``now_ms``, read as the plan's mode says."""
+    ) -> tuple[dict[str, int], dict[str, float | None]]:
+        """Each kept object's newest sample (ms) and statistic at ``now_ms``: one request."""
+        results = await self._query(plan.request_query, now_ms)
         if plan.mode is PlanMode.SAMPLES:
-            points: dict[str, tuple[int, _Point]] = {}
-            for result in await self._query(plan.queries[0], now_ms):
+            values: dict[str, _Sum] = {}
+            for result in results:
                 name = request.object_of(result.labels)
                 value = _evaluate_samples(plan, result.points)
                 if name is None or value is None:
                     continue
-                points.setdefault(name, (now_ms, _Point()))[1].values.add(value)
-            return points
-        answers = await asyncio.gather(*(self._query(query, now_ms) for query in plan.queries))
-        merged = _merge(request, plan, answers)
-        return {
-            name: (now_ms, by_time[max(by_time)]) for name, by_time in merged.items() if by_time
+                values.setdefault(name, _Sum()).add(value)
+            return _newest_of_samples(request, results), {
+                name: total.total for name, total in values.items()
+            }
+        parts, fresh = _split_parts(plan, results)
+        merged = _merge(request, plan, parts)
+        return _newest_at(request, fresh, now_ms, None), {
+            name: _value_of(plan, by_time[max(by_time)])
+            for name, by_time in merged.items()
+            if by_time
         }
 
     async def _forecasts(
@@ -432,25 +429,25 @@ class PrometheusSource:
         now_ms: int,
         step_ms: int,
         lookback_ms: int,
-    ) -> dict[str, float]:
-        """Each object's forecast, fitted to the statistic sliding across the window."""
+    ) -> tuple[dict[str, int], dict[str, float | None]]:
+        """Each object's newest sample and forecast, fitted to the statistic sliding across
+        the window: one request."""
         prediction = request.statistic.prediction
         assert prediction is not None
         window_ms = request.statistic.window_ms
-        if window_ms < lookback_ms:
-            return {}
         steps = (window_ms - lookback_ms) // step_ms
         series: dict[str, tuple[list[int], list[float]]] = {}
         if plan.mode is PlanMode.SAMPLES:
             ends = [now_ms - index * step_ms for index in range(steps, -1, -1)]
-            results = await self._query(plan.queries[0], now_ms)
+            results = await self._query(plan.request_query, now_ms)
+            newest = _newest_of_samples(request, results)
             series = _sliding_samples(request, plan, results, ends, lookback_ms)
         else:
             start_ms = now_ms - steps * step_ms
-            answers = await asyncio.gather(
-                *(self._query_range(query, start_ms, now_ms, step_ms) for query in plan.queries)
-            )
-            for name, by_time in _merge(request, plan, answers).items():
+            results = await self._query_range(plan.request_query, start_ms, now_ms, step_ms)
+            parts, fresh = _split_parts(plan, results)
+            newest = _newest_at(request, fresh, now_ms, step_ms)
+            for name, by_time in _merge(request, plan, parts).items():
                 stamps: list[int] = []
                 values: list[float] = []
                 for stamp_ms in sorted(by_time):
@@ -460,7 +457,7 @@ class PrometheusSource:
                         values.append(value)
                 series[name] = (stamps, values)
         fit = forecast_holt if prediction.model is ForecastModel.HOLT else forecast_linear
-        forecasts: dict[str, float] = {}
+        forecasts: dict[str, float | None] = {}
         for name, (stamps, values) in series.items():
             if not stamps:
                 continue
@@ -469,7 +466,7 @@ class PrometheusSource:
                 forecasts[name] = served_forecast(fit(stamps, values, horizon_ms).value, values)
             except InsufficientDataError:
                 continue
-        return forecasts
+        return newest, forecasts
 
     # ------------------------------------------------------------------ HTTP
 
@@ -602,6 +599,61 @@ def _bucket_bound(text: str | None) -> float | None:
     except ValueError:
         return None
     return None if math.isnan(bound) or bound == -math.inf else bound
+
+
+def _split_parts(
+    plan: QueryPlan, results: list[_Result]
+) -> tuple[list[list[_Result]], list[_Result]]:
+    """The answer of a combined query split by part: one list per plan query, and freshness.
+
+    A series without a known tag is not from the query the plan built, and is dropped.
+    """
+    parts: list[list[_Result]] = [[] for _ in plan.queries]
+    fresh: list[_Result] = []
+    for result in results:
+        tag = result.labels.get(PART_LABEL)
+        if tag == NEWEST_PART:
+            fresh.append(result)
+        elif tag is not None and tag.isdigit() and int(tag) < len(parts):
+            parts[int(tag)].append(result)
+    return parts, fresh
+
+
+def _newest_at(
+    request: SeriesRequest, fresh: list[_Result], now_ms: int, step_ms: int | None
+) -> dict[str, int]:
+    """Each kept object's newest sample (ms) from the freshness part's values at ``now_ms``.
+
+    An instant answer (``step_ms`` ``None``) is at ``now_ms``. In a range answer the point
+    of the range's last step is used: at ``now_ms`` in Prometheus, less than ``step_ms``
+    earlier in a store that aligns steps to their size. An object without that point was
+    not current at ``now_ms``.
+    """
+    newest: dict[str, int] = {}
+    for result in fresh:
+        name = request.object_of(result.labels)
+        if name is None or not result.points:
+            continue
+        stamp_ms, value = result.points[-1]
+        if (step_ms is not None and stamp_ms <= now_ms - step_ms) or not math.isfinite(value):
+            continue
+        sample_ms = round(value * 1000.0)
+        if name not in newest or sample_ms > newest[name]:
+            newest[name] = sample_ms
+    return newest
+
+
+def _newest_of_samples(request: SeriesRequest, results: list[_Result]) -> dict[str, int]:
+    """Each kept object's newest sample (ms) among raw samples of the window."""
+    newest: dict[str, int] = {}
+    for result in results:
+        name = request.object_of(result.labels)
+        if name is None or not result.points:
+            continue
+        stamp_ms = max(stamp for stamp, _ in result.points)
+        if name not in newest or stamp_ms > newest[name]:
+            newest[name] = stamp_ms
+    return newest
 
 
 def _merge(

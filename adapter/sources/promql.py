@@ -12,10 +12,20 @@ answer. Three rules shape every query:
   limits; the query groups ``by (<object label>)`` and the source keeps the objects it
   wants. One name, the common case of an HPA asking for one pod, is written as an
   equality matcher, which Prometheus' index answers directly.
-- **Group server-side, merge client-side.** ``sum by (pod) (...)`` gives one number per
-  object; a Deployment over its pods (``merge_objects``) is the sum of its pods' numbers,
-  added up in Python. Histograms group ``by (pod, le)`` so that the source can add bucket
-  increases per ``le`` across the kept pods before interpolating the percentile once.
+- **Group server-side, merge client-side only when it must.** ``sum by (pod) (...)``
+  gives one number per object, and where the statistic of one object is a PromQL
+  expression Prometheus computes it whole: a histogram's percentile is
+  ``histogram_quantile(q, sum by (pod, le) (increase(x_bucket{sel}[w])))`` and its mean
+  the quotient of two sums, per pod. A Deployment over its pods (``merge_objects``) is
+  merged in Python, because its pods are kept client-side (never named in a regex):
+  values are added up, histograms are read ``by (pod, le)`` so that the source adds
+  bucket increases per ``le`` across the kept pods before interpolating the percentile
+  once, and a mean is read as its numerator and denominator by pod.
+- **One request per answer.** The value and each object's newest sample (freshness)
+  travel in one query: every part is tagged with the label :data:`PART_LABEL`
+  (``label_replace(<part>, "kubepulse_part", "<tag>", "", "")``) and the parts are joined
+  with ``or`` (:func:`combined_query`); the source splits the answer by tag. Raw-sample
+  plans need no freshness part: each object's newest sample is among the samples.
 - **Use a PromQL function only where it means what the embedded source means.** Where no
   PromQL function has the embedded definition, the query asks for the raw samples of the
   window (a range-vector selector) and the source evaluates them with
@@ -45,23 +55,41 @@ sampled span, which is the embedded definition. They differ for a series that st
 ends inside the window (Prometheus extrapolates half an interval) and for a counter
 whose first sample in the window is close to zero (Prometheus stops at zero).
 
-Histograms (``x_bucket{le=...}``, ``x_sum``): ``pNN`` from ``sum by (pod, le)
-(increase(x_bucket{sel}[w]))`` (:attr:`PlanMode.BUCKETS`; extrapolation scales every
-bucket of a series alike, so the percentile is unaffected), ``avg`` from ``sum by (pod)
-(increase(x_sum{sel}[w]))`` over ``sum by (pod) (increase(x_bucket{sel,le="+Inf"}[w]))``
-(:attr:`PlanMode.RATIO`, divided after merging), ``rate`` from ``sum by (pod)
-(rate(x_bucket{sel,le="+Inf"}[w]))`` and ``sum`` from the raw samples of ``x_sum``.
+Histograms (``x_bucket{le=...}``, ``x_sum``):
+
+- ``pNN``: ``histogram_quantile(q, sum by (pod, le) (increase(x_bucket{sel}[w])))``
+  (:attr:`PlanMode.VALUES`). Extrapolation scales every bucket of a series alike, so the
+  percentile is the one of the sampled increases, and Prometheus' ``histogram_quantile``
+  is the function :func:`adapter.sources.embedded.histogram_quantile` reproduces (counts
+  forced monotonic, linear interpolation from 0 in the first bucket, the highest finite
+  bound for a rank in ``+Inf``; no observations: NaN, dropped: absent). Merged objects:
+  ``sum by (pod, le) (increase(x_bucket{sel}[w]))`` (:attr:`PlanMode.BUCKETS`),
+  interpolated in Python after summing the kept pods' buckets.
+- ``avg``: ``sum by (pod) (increase(x_sum{sel}[w])) / sum by (pod)
+  (increase(x_bucket{sel,le="+Inf"}[w]))`` (no observations: NaN or infinite, dropped);
+  merged objects read the numerator and the denominator apart and divide after adding
+  up (:attr:`PlanMode.RATIO`).
+- ``rate``: ``sum by (pod) (rate(x_bucket{sel,le="+Inf"}[w]))``; ``sum``: the raw
+  samples of ``x_sum``.
 
 Freshness (:func:`freshness_query`): ``max by (pod) (timestamp(x{sel}))``, the newest
 sample of each object that Prometheus still considers current (newer than its lookback
-delta, five minutes by default, and not marked stale). The source drops objects whose
-newest sample is older than its staleness limit.
+delta, five minutes by default, and not marked stale); for a histogram its
+``le="+Inf"`` buckets only (every bucket of a histogram is scraped at once, so they
+have the same newest sample, at a fraction of the series). It is folded into the value
+query (:func:`combined_query`); in a range query (forecasts) its point at the range's
+end is the newest sample at ``now``. A raw-sample plan reads each object's newest sample
+from the window's samples instead: the same instant, except for a series Prometheus
+marked stale (its target went away) within the window, which counts as fresh until its
+last sample is older than the staleness limit, as in the embedded source. The source
+drops objects whose newest sample is older than its staleness limit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kubepulse.duration import format_duration
@@ -82,9 +110,12 @@ __all__ = [
     "BUCKET_SUFFIX",
     "DISCOVERY_TAGS",
     "INFINITE_BUCKET",
+    "NEWEST_PART",
+    "PART_LABEL",
     "SUM_SUFFIX",
     "PlanMode",
     "QueryPlan",
+    "combined_query",
     "discovery_query",
     "escape_regex",
     "escape_string",
@@ -104,6 +135,11 @@ BUCKET_LABEL = "le"
 """The label holding a bucket's upper bound."""
 INFINITE_BUCKET = "+Inf"
 """The ``le`` of the bucket that counts every observation."""
+PART_LABEL = "kubepulse_part"
+"""The label tagging each part of a :func:`combined_query` answer: the position of the
+plan's query (``"0"``, ``"1"``) or :data:`NEWEST_PART`."""
+NEWEST_PART = "newest"
+"""The :data:`PART_LABEL` of the freshness part: each object's newest sample."""
 
 # Discovery tags each series with the object labels it carries (see discovery_query).
 DISCOVERY_TAGS = {
@@ -122,13 +158,16 @@ class PlanMode(enum.Enum):
     """How the source reads a plan's answer."""
 
     VALUES = "values"
-    """One query, ``sum by (object) (...)``: one number per object."""
+    """One query, one number per object, computed by Prometheus: ``sum by (object)
+    (...)``, ``histogram_quantile(...)`` or a quotient of two sums."""
     BUCKETS = "buckets"
-    """One query, ``sum by (object, le) (increase(x_bucket[w]))``: a percentile."""
+    """One query, ``sum by (object, le) (increase(x_bucket[w]))``: a percentile of
+    merged objects, interpolated after adding up their buckets."""
     RATIO = "ratio"
     """Two queries by object, numerator and denominator, divided after merging objects."""
     SAMPLES = "samples"
-    """One range-vector selector: the raw samples of each series, evaluated in Python."""
+    """One range-vector selector: the raw samples of each series, evaluated in Python;
+    each object's newest sample is read from them."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +186,23 @@ class QueryPlan:
     matches_nothing: bool = False
     """The selector can match no series Prometheus may hold (``tier=`` asks for a label
     that is present and empty, which Prometheus never stores): nothing to send."""
+    freshness: str | None = None
+    """Each object's newest sample (:func:`freshness_query`); ``None`` for ``SAMPLES``
+    (the samples carry it) and when nothing matches."""
+
+    @property
+    def request_query(self) -> str:
+        """The one query the source sends: the plan's queries and its freshness, tagged
+        (:func:`combined_query`), or the range-vector selector of ``SAMPLES``.
+
+        Raises:
+            KubepulseValueError: the plan matches nothing, so there is nothing to send.
+        """
+        if self.matches_nothing or not self.queries:
+            raise KubepulseValueError("this plan matches no series: there is no query to send")
+        if self.mode is PlanMode.SAMPLES or self.freshness is None:
+            return self.queries[0] if len(self.queries) == 1 else combined_query(self.queries)
+        return combined_query(self.queries, self.freshness)
 
 
 def is_label_name(name: str) -> bool:
@@ -266,12 +322,21 @@ def plan_query(request: SeriesRequest, kind: MetricKind, range_ms: int) -> Query
     """The PromQL computing ``request``'s statistic of a ``kind`` metric over ``range_ms``.
 
     ``range_ms`` is the window for an instant answer, or a forecast point's lookback for
-    a range query (``SAMPLES`` plans are always instant: raw samples of the range).
+    a range query (``SAMPLES`` plans are always instant: raw samples of the range). The
+    plan carries the freshness query too, except for ``SAMPLES``; its
+    :attr:`~QueryPlan.request_query` is the one query to send.
 
     Raises:
         StatisticError: a histogram is asked for ``min``, ``max`` or ``last``, or its
             selector filters on ``le``.
     """
+    plan = _plan_values(request, kind, range_ms)
+    if plan.matches_nothing or plan.mode is PlanMode.SAMPLES:
+        return plan
+    return dataclasses.replace(plan, freshness=freshness_query(request, kind))
+
+
+def _plan_values(request: SeriesRequest, kind: MetricKind, range_ms: int) -> QueryPlan:
     aggregation = resolve_aggregation(request.statistic, kind, request.metric)
     window = promql_duration(range_ms)
     metric = request.metric
@@ -312,16 +377,26 @@ def _histogram_plan(request: SeriesRequest, aggregation: Aggregation, window: st
         return QueryPlan(PlanMode.BUCKETS, aggregation, (), counter, matches_nothing=True)
     by_object = _grouping(request)
     kind = aggregation.kind
+    # Merged objects are kept and added up client-side (see the module docstring); one
+    # object's statistic is computed whole by Prometheus.
+    merged = request.merge_objects
     if kind is AggregationKind.PERCENTILE:
-        query = f"{_grouping(request, BUCKET_LABEL)} (increase({buckets}[{window}]))"
-        return QueryPlan(PlanMode.BUCKETS, aggregation, (query,), counter)
+        increases = f"{_grouping(request, BUCKET_LABEL)} (increase({buckets}[{window}]))"
+        if merged:
+            return QueryPlan(PlanMode.BUCKETS, aggregation, (increases,), counter)
+        assert aggregation.quantile is not None
+        query = f"histogram_quantile({aggregation.quantile!r}, {increases})"
+        return QueryPlan(PlanMode.VALUES, aggregation, (query,), counter)
     if kind is AggregationKind.RATE:
         query = f"{by_object} (rate({counting}[{window}]))"
         return QueryPlan(PlanMode.VALUES, aggregation, (query,), counter)
     if kind is AggregationKind.AVG:
         numerator = f"{by_object} (increase({sums}[{window}]))"
         denominator = f"{by_object} (increase({counting}[{window}]))"
-        return QueryPlan(PlanMode.RATIO, aggregation, (numerator, denominator), counter)
+        if merged:
+            return QueryPlan(PlanMode.RATIO, aggregation, (numerator, denominator), counter)
+        query = f"{numerator} / {denominator}"
+        return QueryPlan(PlanMode.VALUES, aggregation, (query,), counter)
     # SUM: the increase of x_sum, not extrapolated: from the raw samples.
     return QueryPlan(PlanMode.SAMPLES, aggregation, (f"{sums}[{window}]",), counter)
 
@@ -335,15 +410,38 @@ def _seconds_literal(duration_ms: int) -> str:
 def freshness_query(request: SeriesRequest, kind: MetricKind) -> str | None:
     """``max by (object) (timestamp(x{sel}))``: each object's newest current sample.
 
-    For a histogram the bucket series are read, as the embedded source does. ``None``
+    For a histogram its ``+Inf`` buckets are read: the embedded source reads the bucket
+    series, and every bucket of one histogram is scraped at the same instant. ``None``
     when the selector matches nothing.
     """
-    name = request.metric + BUCKET_SUFFIX if kind is MetricKind.HISTOGRAM else request.metric
-    selector = series_selector(name, request)
+    if kind is MetricKind.HISTOGRAM:
+        infinite = f"{BUCKET_LABEL}={escape_string(INFINITE_BUCKET)}"
+        selector = series_selector(request.metric + BUCKET_SUFFIX, request, (infinite,))
+    else:
+        selector = series_selector(request.metric, request)
     if selector is None:
         return None
     grouping = f"max by ({request.object_label})" if request.object_label is not None else "max"
     return f"{grouping} (timestamp({selector}))"
+
+
+def combined_query(queries: Sequence[str], freshness: str | None = None) -> str:
+    """One query answering several: each part tagged with :data:`PART_LABEL`, joined by ``or``.
+
+    ``queries[i]`` is tagged ``"i"`` and ``freshness`` :data:`NEWEST_PART`. Every part
+    must be an instant vector whose series carry no :data:`PART_LABEL` of their own (the
+    grouped expressions of a plan carry only the object label and ``le``); tagged apart,
+    no series of one part matches one of another, so ``or`` keeps them all. In a range
+    query every part is evaluated at every step.
+    """
+    parts = [(str(position), query) for position, query in enumerate(queries)]
+    if freshness is not None:
+        parts.append((NEWEST_PART, freshness))
+    if not parts:
+        raise KubepulseValueError("a combined query needs at least one part")
+    return " or ".join(
+        f'label_replace({query}, "{PART_LABEL}", "{tag}", "", "")' for tag, query in parts
+    )
 
 
 def discovery_query() -> str:

@@ -16,6 +16,8 @@ from types import ModuleType
 import pytest
 import yaml
 
+from adapter.config import load_config
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -133,3 +135,28 @@ def test_ratios_divide_kubepulse_by_prometheus_adapter() -> None:
         "rss_mib_max": 2.0,
         "prometheus_cpu_ms_per_request": 0.25,
     }
+
+
+def test_kubepulse_source_flags_are_a_valid_adapter_configuration() -> None:
+    """Both source spellings pass the adapter's own configuration checks."""
+    pages = ["http://127.0.0.1:1/pages/0/metrics", "http://127.0.0.1:1/pages/1/metrics"]
+    security_off = ["--no-authentication", "--no-authorization"]
+    embedded = load_config(
+        [*compare_adapters.kubepulse_source_args(None, pages, 5), *security_off], {}
+    )
+    assert embedded.source.kind == "embedded"
+    assert embedded.source.embedded.static_targets == tuple(pages)
+    assert not embedded.source.embedded.discovery
+    assert embedded.source.embedded.scrape_interval_ms == 5_000
+    assert embedded.source.embedded.scrape_timeout_ms == 4_000
+    prometheus = load_config(
+        [
+            *compare_adapters.kubepulse_source_args("http://127.0.0.1:9090", pages, 5),
+            *security_off,
+        ],
+        {},
+    )
+    assert prometheus.source.kind == "prometheus"
+    assert prometheus.source.prometheus.url == "http://127.0.0.1:9090"
+    assert prometheus.source.prometheus.scrape_interval_ms == 5_000
+    assert not prometheus.source.embedded.static_targets

@@ -26,6 +26,7 @@ import pytest
 from adapter.sources.base import MetricNotFoundError, MetricSource, SourceUnavailableError
 from adapter.sources.embedded import histogram_quantile
 from adapter.sources.prometheus import PrometheusSource
+from adapter.sources.promql import NEWEST_PART, PART_LABEL, plan_query
 from kubepulse.metricquery import MetricKind, SeriesRequest, parse_statistic
 from kubepulse.selector import parse_selector
 from tests.fixtures.prometheus.record import QUESTIONS
@@ -101,6 +102,21 @@ def with_statistic(request: SeriesRequest, **changes: Any) -> SeriesRequest:
     return dataclasses.replace(request, **changes)
 
 
+def recorded_part(request: SeriesRequest, kind: MetricKind, tag: str) -> list[dict[str, Any]]:
+    """The rows of one part of the recorded answer to ``request``'s one query (30 s window)."""
+    query = plan_query(request, kind, 30_000).request_query
+    return [row for row in recorded_result(query) if row["metric"].get(PART_LABEL) == tag]
+
+
+def data_queries(replay: Replay) -> list[str]:
+    """The queries sent for data: neither metric names, metadata nor discovery."""
+    return [
+        parameters.get("query", "")
+        for _, path, parameters in replay.seen
+        if path in {"/api/v1/query", "/api/v1/query_range"}
+    ]
+
+
 # ---------------------------------------------------------------------- answers
 
 
@@ -115,8 +131,43 @@ def test_recorded_answers_replay(question: str) -> None:
     replay = Replay(RECORDED["exchanges"])
     answer = run(ask(source_with(replay), QUESTIONS[question]))
     assert answer == pytest.approx(RECORDED["answers"][question], rel=1e-12)
-    # Every answer has both pods: the load kept them busy and fresh.
-    assert set(answer) == {"web-0", "web-1"}
+    # Every answer has both pods (merged for a Deployment): the load kept them busy and fresh.
+    assert set(answer) == ({""} if QUESTIONS[question].merge_objects else {"web-0", "web-1"})
+
+
+@pytest.mark.parametrize("question", sorted(QUESTIONS))
+def test_every_answer_costs_prometheus_one_query(question: str) -> None:
+    replay = Replay(RECORDED["exchanges"])
+    run(ask(source_with(replay), QUESTIONS[question]))
+    assert len(data_queries(replay)) == 1
+
+
+def test_one_pods_percentile_is_prometheus_histogram_quantile() -> None:
+    """Pushed down, per pod: equal to interpolating the same (pod, le) bucket increases here."""
+    merged = with_statistic(QUESTIONS["p95"], merge_objects=True)
+    buckets: dict[str, dict[float, float]] = {}
+    for row in recorded_part(merged, MetricKind.HISTOGRAM, "0"):
+        per_pod = buckets.setdefault(row["metric"]["pod"], {})
+        per_pod[float(row["metric"]["le"])] = float(row["value"][1])
+    expected = {pod: histogram_quantile(0.95, counts) for pod, counts in buckets.items()}
+    replay = Replay(RECORDED["exchanges"])
+    answer = run(ask(source_with(replay), QUESTIONS["p95"]))
+    assert answer == pytest.approx(expected, rel=1e-9)
+    assert data_queries(replay)[0].startswith("label_replace(histogram_quantile(0.95, ")
+
+
+def test_one_pods_mean_is_computed_by_prometheus() -> None:
+    merged = with_statistic(QUESTIONS["histogram_avg"], merge_objects=True)
+    sums = recorded_part(merged, MetricKind.HISTOGRAM, "0")
+    counts = {
+        row["metric"]["pod"]: float(row["value"][1])
+        for row in recorded_part(merged, MetricKind.HISTOGRAM, "1")
+    }
+    expected = {
+        row["metric"]["pod"]: float(row["value"][1]) / counts[row["metric"]["pod"]] for row in sums
+    }
+    answer = run(ask(source_with(Replay(RECORDED["exchanges"])), QUESTIONS["histogram_avg"]))
+    assert answer == pytest.approx(expected, rel=1e-9)
 
 
 def test_rates_are_the_load_generators_rates() -> None:
@@ -135,16 +186,13 @@ def test_counter_sum_is_the_increase_of_the_raw_samples() -> None:
 
 
 def test_deployment_merges_histogram_buckets_before_the_percentile() -> None:
-    query = (
-        'sum by (pod, le) (increase(http_request_duration_seconds_bucket{namespace="shop"}[30s]))'
-    )
+    deployment = with_statistic(QUESTIONS["p95"], merge_objects=True)
     merged: dict[float, float] = {}
-    for row in recorded_result(query):
+    for row in recorded_part(deployment, MetricKind.HISTOGRAM, "0"):
         bound = float(row["metric"]["le"])
         merged[bound] = merged.get(bound, 0.0) + float(row["value"][1])
     expected = histogram_quantile(0.95, merged)
     assert expected is not None
-    deployment = with_statistic(QUESTIONS["p95"], merge_objects=True)
     replay = Replay(RECORDED["exchanges"])
     answer = run(ask(source_with(replay), deployment))
     assert answer == {"": pytest.approx(expected, rel=1e-12)}
@@ -157,17 +205,12 @@ def test_deployment_merges_values_and_averages() -> None:
     rates = RECORDED["answers"]["rate"]
     merged = run(ask(source_with(replay), with_statistic(QUESTIONS["rate"], merge_objects=True)))
     assert merged == {"": pytest.approx(rates["web-0"] + rates["web-1"], rel=1e-12)}
-    sums = recorded_result(
-        'sum by (pod) (increase(http_request_duration_seconds_sum{namespace="shop"}[30s]))'
-    )
-    counts = recorded_result(
-        'sum by (pod) (increase(http_request_duration_seconds_bucket{namespace="shop", '
-        'le="+Inf"}[30s]))'
-    )
+    average = with_statistic(QUESTIONS["histogram_avg"], merge_objects=True)
+    sums = recorded_part(average, MetricKind.HISTOGRAM, "0")
+    counts = recorded_part(average, MetricKind.HISTOGRAM, "1")
     expected = sum(float(row["value"][1]) for row in sums) / sum(
         float(row["value"][1]) for row in counts
     )
-    average = with_statistic(QUESTIONS["histogram_avg"], merge_objects=True)
     assert run(ask(source_with(replay), average)) == {"": pytest.approx(expected, rel=1e-12)}
 
 
@@ -196,6 +239,26 @@ def test_objects_with_old_samples_are_absent_not_zero() -> None:
     assert set(run(ask(relaxed, QUESTIONS["rate"], NOW_MS + 20_000))) == {"web-0", "web-1"}
 
 
+def test_raw_sample_statistics_read_freshness_from_the_samples() -> None:
+    """No freshness part: each pod's newest sample in the window is its answer's timestamp."""
+    newest = {
+        series["metric"]["pod"]: max(round(float(stamp) * 1000) for stamp, _ in series["values"])
+        for series in recorded_result('http_requests_total{namespace="shop"}[30s]')
+    }
+
+    async def query(now_ms: int) -> dict[str, int]:
+        source = source_with(Replay(RECORDED["exchanges"]))
+        try:
+            answer = await source.query(QUESTIONS["counter_sum"], now_ms)
+            return {value.name: value.timestamp_ms for value in answer}
+        finally:
+            await source.aclose()
+
+    assert run(query(NOW_MS)) == newest
+    # Read 20 s later, the newest samples are older than the 10 s limit.
+    assert run(query(NOW_MS + 20_000)) == {}
+
+
 def test_a_stopped_pod_is_absent() -> None:
     """After web-1 stopped, Prometheus marked its series stale: only web-0 is answered."""
     replay = Replay(RECORDED["exchanges"])
@@ -207,10 +270,9 @@ def test_a_stopped_pod_is_absent() -> None:
 def test_answer_timestamps_are_the_newest_samples() -> None:
     newest = {
         row["metric"]["pod"]: round(float(row["value"][1]) * 1000)
-        for row in recorded_result(
-            'max by (pod) (timestamp(http_requests_total{namespace="shop"}))'
-        )
+        for row in recorded_part(QUESTIONS["rate"], MetricKind.COUNTER, NEWEST_PART)
     }
+    assert set(newest) == {"web-0", "web-1"}
 
     async def query() -> dict[str, int]:
         source = source_with(Replay(RECORDED["exchanges"]))
@@ -236,14 +298,22 @@ def test_forecast_is_one_range_query_at_the_embedded_step() -> None:
     assert parameters["end"] == f"{NOW_MS // 1000}.{NOW_MS % 1000:03d}"
     start_ms = NOW_MS - 28_000
     assert parameters["start"] == f"{start_ms // 1000}.{start_ms % 1000:03d}"
-    assert parameters["query"] == 'sum by (pod) (rate(http_requests_total{namespace="shop"}[2s]))'
+    rate = 'sum by (pod) (rate(http_requests_total{namespace="shop"}[2s]))'
+    freshness = 'max by (pod) (timestamp(http_requests_total{namespace="shop"}))'
+    assert parameters["query"] == (
+        f'label_replace({rate}, "kubepulse_part", "0", "", "") or '
+        f'label_replace({freshness}, "kubepulse_part", "newest", "", "")'
+    )
+    # The freshness is the range's last point: no other query was sent.
+    assert len(data_queries(replay)) == 1
 
 
-def ramp_handler(slope_per_s: float, lookback_ms: int) -> Handler:
+def ramp_handler(slope_per_s: float, lookback_ms: int, fresh_at_end: bool = True) -> Handler:
     """A range answer whose points lie on a line in time, stamped at their lookback's middle.
 
     The rate over [t - lookback, t] of a counter whose rate grows linearly is the rate at
-    t - lookback / 2, so the forecast of the rate at now + h is the line at now + h.
+    t - lookback / 2, so the forecast of the rate at now + h is the line at now + h. The
+    freshness part has a sample at every step (but the last unless ``fresh_at_end``).
     """
     names = json.dumps({"status": "success", "data": ["http_requests_total"]})
 
@@ -258,25 +328,25 @@ def ramp_handler(slope_per_s: float, lookback_ms: int) -> Handler:
             end = float(parameters["end"])
             step = float(parameters["step"])
             points = []
+            newest = []
             stamp = start
             while stamp <= end + 1e-9:
                 middle = stamp - lookback_ms / 2000.0
                 points.append([round(stamp, 3), repr(5.0 + slope_per_s * (middle - start))])
+                newest.append([round(stamp, 3), repr(round(stamp, 3))])
                 stamp += step
-            result = [{"metric": {"pod": "web-0"}, "values": points}]
+            if not fresh_at_end:
+                newest = newest[:-1]
+            result = [
+                {"metric": {"pod": "web-0", "kubepulse_part": "0"}, "values": points},
+                {"metric": {"pod": "web-0", "kubepulse_part": "newest"}, "values": newest},
+            ]
             return httpx.Response(
                 200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
             )
-        fresh = [{"metric": {"pod": "web-0"}, "value": [end_of(parameters), end_of(parameters)]}]
-        return httpx.Response(
-            200, json={"status": "success", "data": {"resultType": "vector", "result": fresh}}
-        )
+        return httpx.Response(500, text="the forecast sends one range query only")
 
     return handle
-
-
-def end_of(parameters: dict[str, str]) -> str:
-    return parameters["time"]
 
 
 @pytest.mark.parametrize("model", ["linear", "holt"])
@@ -294,6 +364,20 @@ def test_forecast_follows_a_trend(model: str) -> None:
     target_s = NOW_MS / 1000.0 + 120.0
     expected = 5.0 + 0.01 * (target_s - start_s)
     assert answer == {"web-0": pytest.approx(expected, rel=1e-6)}
+
+
+def test_a_forecast_of_an_object_gone_by_now_is_absent() -> None:
+    """The freshness part's last point is the newest sample at now; without it, no answer."""
+    statistic = parse_statistic({"kubepulse.io/predict": "2m", "kubepulse.io/window": "10m"})
+    request = SeriesRequest("http_requests_total", statistic, namespace="shop", object_label="pod")
+    # Its newest sample, one step before now, is within the staleness limit: only the
+    # missing last point makes it absent.
+    gone = ramp_handler(0.01, 30_000, fresh_at_end=False)
+    assert run(ask(source_with(gone, resolution_ms=15_000, staleness_ms=60_000), request)) == {}
+    fresh = ramp_handler(0.01, 30_000)
+    assert set(
+        run(ask(source_with(fresh, resolution_ms=15_000, staleness_ms=60_000), request))
+    ) == {"web-0"}
 
 
 def test_forecast_of_raw_sample_statistics_slides_over_the_window() -> None:
@@ -317,7 +401,7 @@ def test_short_queries_go_by_get_and_long_ones_by_post() -> None:
     assert answer == pytest.approx(RECORDED["answers"]["long_selector"])
     # The rule is on the encoded parameters: '|' alone takes three bytes.
     posted = [parameters for method, _, parameters in long.seen if method == "POST"]
-    assert len(posted) == 2
+    assert len(posted) == 1
     assert all(len(urlencode(sent)) > 2_000 for sent in posted)
     assert all(len(urlencode(sent)) <= 2_000 for method, _, sent in long.seen if method == "GET")
 

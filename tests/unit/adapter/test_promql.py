@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from adapter.sources.promql import (
+    NEWEST_PART,
+    PART_LABEL,
     PlanMode,
+    combined_query,
     discovery_query,
     escape_regex,
     escape_string,
@@ -15,7 +20,14 @@ from adapter.sources.promql import (
     promql_duration,
     series_selector,
 )
-from kubepulse.metricquery import MetricKind, SeriesRequest, StatisticError, parse_statistic
+from kubepulse.errors import KubepulseValueError
+from kubepulse.metricquery import (
+    MetricKind,
+    SeriesRequest,
+    Statistic,
+    StatisticError,
+    parse_statistic,
+)
 from kubepulse.selector import LabelSelector, Operator, Requirement, parse_selector
 from kubepulse.stats import SeriesKind
 
@@ -128,8 +140,21 @@ def test_one_object_is_an_equality_and_many_are_never_a_regex() -> None:
         (
             HISTOGRAM,
             "p95",
-            PlanMode.BUCKETS,
-            'sum by (pod, le) (increase(x_bucket{namespace="shop"}[1m]))',
+            PlanMode.VALUES,
+            'histogram_quantile(0.95, sum by (pod, le) (increase(x_bucket{namespace="shop"}[1m])))',
+        ),
+        (
+            HISTOGRAM,
+            "p50",
+            PlanMode.VALUES,
+            'histogram_quantile(0.5, sum by (pod, le) (increase(x_bucket{namespace="shop"}[1m])))',
+        ),
+        (
+            HISTOGRAM,
+            "avg",
+            PlanMode.VALUES,
+            'sum by (pod) (increase(x_sum{namespace="shop"}[1m])) / '
+            'sum by (pod) (increase(x_bucket{namespace="shop", le="+Inf"}[1m]))',
         ),
         (
             HISTOGRAM,
@@ -151,21 +176,76 @@ def test_query_per_statistic(
     assert plan.series_kind is expected_kind
 
 
-def test_histogram_average_is_a_ratio_of_two_queries() -> None:
-    plan = plan_query(request(aggregation="avg"), HISTOGRAM, 300_000)
-    assert plan.mode is PlanMode.RATIO
-    assert plan.queries == (
+def test_merged_histograms_are_read_by_pod_and_merged_by_the_source() -> None:
+    """A Deployment's pods are kept client-side, so Prometheus cannot merge them."""
+    merged = request(names={"web-0", "web-1"}, merge=True, aggregation="p95")
+    plan = plan_query(merged, HISTOGRAM, 300_000)
+    assert plan.mode is PlanMode.BUCKETS
+    assert plan.queries == ('sum by (pod, le) (increase(x_bucket{namespace="shop"}[5m]))',)
+    average = plan_query(dataclasses.replace(merged, statistic=avg_statistic()), HISTOGRAM, 300_000)
+    assert average.mode is PlanMode.RATIO
+    assert average.queries == (
         'sum by (pod) (increase(x_sum{namespace="shop"}[5m]))',
         'sum by (pod) (increase(x_bucket{namespace="shop", le="+Inf"}[5m]))',
     )
+
+
+def avg_statistic() -> Statistic:
+    return parse_statistic({"kubepulse.io/aggregation": "avg"})
 
 
 def test_natural_statistics() -> None:
     assert plan_query(request(), COUNTER, 60_000).queries[0].startswith("sum by (pod) (rate(")
     assert "avg_over_time(" in plan_query(request(), GAUGE, 60_000).queries[0]
     histogram = plan_query(request(), HISTOGRAM, 60_000)
-    assert histogram.mode is PlanMode.BUCKETS
+    assert histogram.mode is PlanMode.VALUES
+    assert histogram.queries[0].startswith("histogram_quantile(0.95, ")
     assert histogram.aggregation.name == "p95"
+
+
+def test_one_query_carries_the_value_and_the_freshness() -> None:
+    plan = plan_query(request(aggregation="rate"), COUNTER, 60_000)
+    assert plan.freshness == 'max by (pod) (timestamp(x{namespace="shop"}))'
+    assert plan.request_query == (
+        'label_replace(sum by (pod) (rate(x{namespace="shop"}[1m])), "kubepulse_part", "0", "", "")'
+        ' or label_replace(max by (pod) (timestamp(x{namespace="shop"})), "kubepulse_part", '
+        '"newest", "", "")'
+    )
+    histogram = plan_query(request(aggregation="p99"), HISTOGRAM, 60_000)
+    assert histogram.request_query == (
+        "label_replace(histogram_quantile(0.99, sum by (pod, le) "
+        '(increase(x_bucket{namespace="shop"}[1m]))), "kubepulse_part", "0", "", "") or '
+        'label_replace(max by (pod) (timestamp(x_bucket{namespace="shop", le="+Inf"})), '
+        '"kubepulse_part", "newest", "", "")'
+    )
+
+
+def test_a_merged_ratio_sends_both_parts_and_the_freshness_in_one_query() -> None:
+    merged = request(names={"web-0", "web-1"}, merge=True, aggregation="avg")
+    plan = plan_query(merged, HISTOGRAM, 60_000)
+    numerator, denominator = plan.queries
+    assert plan.freshness is not None
+    assert plan.request_query == combined_query(plan.queries, plan.freshness)
+    assert plan.request_query.count(" or ") == 2
+    for tag, part in (("0", numerator), ("1", denominator), (NEWEST_PART, plan.freshness)):
+        assert f'label_replace({part}, "{PART_LABEL}", "{tag}", "", "")' in plan.request_query
+
+
+def test_raw_sample_plans_send_the_selector_alone() -> None:
+    """The samples carry each series' newest timestamp: no freshness part."""
+    plan = plan_query(request(aggregation="p90"), GAUGE, 60_000)
+    assert plan.mode is PlanMode.SAMPLES
+    assert plan.freshness is None
+    assert plan.request_query == 'x{namespace="shop"}[1m]'
+
+
+def test_a_plan_that_matches_nothing_has_no_query_to_send() -> None:
+    plan = plan_query(request(selector="tier="), COUNTER, 60_000)
+    assert plan.matches_nothing
+    with pytest.raises(KubepulseValueError, match="no query to send"):
+        _ = plan.request_query
+    with pytest.raises(KubepulseValueError, match="at least one part"):
+        combined_query(())
 
 
 @pytest.mark.parametrize(
@@ -179,12 +259,17 @@ def test_natural_statistics() -> None:
 def test_grouping(object_label: str | None, values: str, buckets: str) -> None:
     wanted = request(object_label=object_label)
     assert plan_query(wanted, COUNTER, 60_000).queries[0].startswith(values)
-    assert plan_query(wanted, HISTOGRAM, 60_000).queries[0].startswith(buckets)
+    quantile = plan_query(wanted, HISTOGRAM, 60_000).queries[0]
+    assert quantile.startswith(f"histogram_quantile(0.95, {buckets}")
     merged = request(names={"a", "b"}, merge=True)
     assert plan_query(merged, COUNTER, 60_000).queries[0].startswith("sum by (pod) (")
-    freshness = freshness_query(wanted, HISTOGRAM)
+    assert plan_query(merged, HISTOGRAM, 60_000).queries[0].startswith("sum by (pod, le) (")
     grouping = "max" if object_label is None else f"max by ({object_label})"
-    assert freshness == f'{grouping} (timestamp(x_bucket{{namespace="shop"}}))'
+    # A histogram's freshness reads its +Inf buckets: one series per histogram.
+    assert freshness_query(wanted, HISTOGRAM) == (
+        f'{grouping} (timestamp(x_bucket{{namespace="shop", le="+Inf"}}))'
+    )
+    assert freshness_query(wanted, COUNTER) == f'{grouping} (timestamp(x{{namespace="shop"}}))'
 
 
 def test_histograms_refuse_what_buckets_cannot_answer() -> None:
