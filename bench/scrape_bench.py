@@ -22,19 +22,36 @@ Measures, and prints as one JSON object (progress goes to stderr):
   longest and total hold, copy and write times, file size; and how long compaction
   and ``memory_bytes()`` (the ``store_bytes`` gauge) hold the lock.
 
+- **rig** (``--rig-pods``/``--rig-nodes``): the scale rig's page shape. The synthetic
+  exporter of ``tests/cluster/synthetic_exporter.py`` (in its own process, so its CPU is
+  not counted) serves one page per node at ``/nodes/<node>/metrics``, as the rig will;
+  the real scraper scrapes every node page per round (``scrape_once``, rounds 15 s of
+  fake time apart, so every round appends). Per steady round: CPU seconds (of this
+  process: HTTP client, decoding, parsing, the series cache, the store), samples per
+  second, and where the CPU went: decoding + scanning the pages
+  (:func:`~adapter.scrape.exposition.scan_exposition`), the series cache lookups, and
+  the store (series creation and ``append_many``, timed as the lock holds), the rest
+  being HTTP and scheduling. ``--profile`` adds the top functions of a cProfile of one
+  steady round.
+
     python bench/scrape_bench.py                  # 100 targets x 1,000 series, 24 h checkpoint
     python bench/scrape_bench.py --quick          # about ten seconds
+    python bench/scrape_bench.py --rig-pods 50000 --rig-nodes 1000 --rig-only
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
 import gc
 import gzip
+import hashlib
 import json
 import os
 import platform
+import pstats
 import random
 import statistics
 import subprocess
@@ -42,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,6 +80,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from adapter.scrape import Checkpointer, Scraper, ScrapeSettings, StaticTargets
+from adapter.scrape import scraper as scraper_module
 from adapter.scrape.exposition import parse_exposition, scan_exposition
 from kubepulse.catalog import CATALOG, MetricType, Scope
 from kubepulse.stats.summary import SeriesKind
@@ -418,7 +437,7 @@ def burst_rounds(urls: Sequence[str], rounds: int) -> tuple[dict[str, Any], Scra
         ScrapeSettings(max_concurrent_scrapes=32),
         wall_clock=clock,
     )
-    burst = []
+    burst: list[dict[str, Any]] = []
     for round_number in range(rounds):
         hold_total = scraper.lock_hold_seconds_total
         scraper.lock_hold_seconds_max = 0.0
@@ -510,6 +529,460 @@ def scrape_loop(urls: Sequence[str], intervals: int, interval_s: float) -> dict[
     }
 
 
+# ---------------------------------------------------------------------- the rig's pages
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+class RigExporter:
+    """The scale rig's synthetic exporter in a process of its own, and its node pages."""
+
+    def __init__(self, pods: int, nodes: int, namespaces: int) -> None:
+        log(f"starting the synthetic exporter: {pods} pods on {nodes} nodes")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.synthetic_exporter",
+                "--pods",
+                str(pods),
+                "--nodes",
+                str(nodes),
+                "--namespaces",
+                str(namespaces),
+                "--port",
+                "0",
+            ],
+            cwd=REPOSITORY,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert self.process.stdout is not None
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(
+                    "the synthetic exporter exited before serving; run "
+                    "'python -m tests.cluster.synthetic_exporter --pods 10 --nodes 2 --print' "
+                    "from the repository root to see why"
+                )
+            self.url = json.loads(line)["url"]
+            with urllib.request.urlopen(f"{self.url}/targets", timeout=30) as answer:
+                self.pages: list[str] = json.load(answer)
+        except BaseException:
+            self.close()
+            raise
+        log(f"serving {len(self.pages)} node pages after {time.perf_counter() - started:.1f} s")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+class ThreadTimer:
+    """Adds up the CPU time of this thread spent in one function of a module or class.
+
+    The benchmark swaps the name for a timing wrapper while it measures (and puts it
+    back after): the scraper looks such names up at call time, so nothing else changes.
+    """
+
+    def __init__(self, owner: Any, name: str) -> None:
+        self.owner, self.name = owner, name
+        self.original = getattr(owner, name)
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __enter__(self) -> ThreadTimer:
+        original = self.original
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.thread_time() - started
+                self.calls += 1
+
+        setattr(self.owner, self.name, timed)
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        setattr(self.owner, self.name, self.original)
+
+    def take(self) -> float:
+        """The seconds since the last call, and start again from zero."""
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
+def _top_functions(profile: cProfile.Profile, count: int) -> list[dict[str, Any]]:
+    statistics_ = pstats.Stats(profile)
+    rows = []
+    for (filename, line, function), (_, calls, tottime, cumtime, _) in statistics_.stats.items():  # type: ignore[attr-defined]
+        where = filename.replace(str(REPOSITORY) + "/", "")
+        if "site-packages/" in where:
+            where = where.split("site-packages/", 1)[1]
+        rows.append(
+            {
+                "function": f"{where}:{line}({function})",
+                "calls": calls,
+                "own_seconds": round(tottime, 4),
+                "cumulative_seconds": round(cumtime, 4),
+            }
+        )
+    rows.sort(key=lambda row: row["own_seconds"], reverse=True)
+    return rows[:count]
+
+
+class OffsetClock:
+    """The wall clock plus an offset the benchmark moves forward (a burst round per 15 s)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def _run_for(scraper: Scraper, warm_seconds: float, seconds: float) -> tuple[float, float]:
+    """Run the scraper's own loop in this thread; CPU and wall seconds after a warm-up."""
+    task = asyncio.get_running_loop().create_task(scraper.run())
+    try:
+        await asyncio.sleep(warm_seconds)
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        return time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        # cancelled again until it ends: before 2026-11-23 a target loop that outlived
+        # a cancellation (asyncio.wait_for can swallow one) kept Scraper.run waiting
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _split(cpu: float, timers: dict[str, ThreadTimer]) -> dict[str, float]:
+    """Where ``cpu`` seconds went, from the timers (which start again from zero)."""
+    parts = {name: timer.take() for name, timer in timers.items()}
+    # decode_body runs in the scan's argument list, not inside scan_exposition
+    parse = parts.pop("decode_and_scan") + parts.pop("decode_body")
+    accounted = parse + sum(parts.values())
+    return {
+        "decode_and_scan": round(parse, 3),
+        **{name: round(seconds, 3) for name, seconds in parts.items()},
+        "http_and_scheduling": round(max(0.0, cpu - accounted), 3),
+    }
+
+
+def rig_rounds(
+    pages: Sequence[str], rounds: int, intervals: int, concurrency: int, profile: bool
+) -> dict[str, Any]:
+    """Scrape every node page: ``rounds`` bursts (15 s of fake time apart), then the
+    scraper's own schedule for ``intervals`` intervals of 15 s; split the CPU."""
+    urls = [f"{page};role=exporter" for page in pages]
+    store = TimeSeriesStore()
+    clock = OffsetClock()
+    scraper = Scraper(
+        store,
+        threading.Lock(),
+        StaticTargets(urls),
+        ScrapeSettings(max_concurrent_scrapes=concurrency),
+        wall_clock=clock,
+    )
+    timers = {
+        "decode_and_scan": ThreadTimer(scraper_module, "scan_exposition"),
+        "decode_body": ThreadTimer(scraper_module, "decode_body"),
+        "series_cache": ThreadTimer(scraper_module, "_cached_samples"),
+        "new_series_parse": ThreadTimer(scraper_module, "_new_series"),
+        "store": ThreadTimer(Scraper, "_store_page"),
+    }
+    measured: list[dict[str, Any]] = []
+    profiled: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        for timer in timers.values():
+            stack.enter_context(timer)
+        for round_number in range(rounds):
+            for timer in timers.values():
+                timer.take()
+            GC.take()
+            cpu = time.process_time()
+            started = time.perf_counter()
+            results = asyncio.run(scraper.scrape_once())
+            wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            failed = [result for result in results if not result.up]
+            if len(failed) == len(results):
+                raise RuntimeError(f"every scrape failed, the first: {failed[0].error}")
+            appended = sum(result.appended for result in results)
+            record = {
+                "round": "creates every series" if round_number == 0 else "steady",
+                "wall_seconds": round(wall, 3),
+                "cpu_seconds": round(cpu, 3),
+                # a loaded machine can starve the exporter's process: counted, not hidden
+                "scrapes_failed": len(failed),
+                **({"first_failure": failed[0].error} if failed else {}),
+                "samples_appended": appended,
+                "samples_per_cpu_second": rate(appended, cpu),
+                "cpu_seconds_by_part": _split(cpu, timers),
+                "lock_held_seconds_max": round(scraper.lock_hold_seconds_max, 5),
+                "gc": GC.take(),
+            }
+            scraper.lock_hold_seconds_max = 0.0
+            measured.append(record)
+            log(f"rig round {round_number}: {record}")
+            clock.offset += SCRAPE_S
+        loop: dict[str, Any] = {}
+        if intervals:
+            log(f"the scraper's own schedule: a warm-up interval, then {intervals} of 15 s")
+            appended_metric = "kubepulse_adapter_scrape_samples_appended_total"
+            registry = scraper.metrics.registry
+            profiler = cProfile.Profile() if profile else None
+            warm = SCRAPE_S + 1.0
+            appended_before = [0.0]
+
+            async def measure() -> tuple[float, float]:
+                # the timers and the appended counter start once the warm-up is over
+                async def reset() -> None:
+                    await asyncio.sleep(warm - 0.001)
+                    for timer in timers.values():
+                        timer.take()
+                    appended_before[0] = registry.get_sample_value(appended_metric) or 0.0
+                    GC.take()
+                    if profiler is not None:
+                        profiler.enable()
+
+                resetting = asyncio.get_running_loop().create_task(reset())
+                try:
+                    return await _run_for(scraper, warm, SCRAPE_S * intervals)
+                finally:
+                    if profiler is not None:
+                        profiler.disable()
+                    await resetting
+
+            cpu, wall = asyncio.run(measure())
+            loop_appended = round(
+                (registry.get_sample_value(appended_metric) or 0.0) - appended_before[0]
+            )
+            per_interval = cpu / intervals
+            split = _split(cpu, timers)
+            loop = {
+                "intervals": intervals,
+                "wall_seconds": round(wall, 1),
+                "cpu_seconds_per_15s_interval": round(per_interval, 3),
+                "cpu_share_of_one_core": round(cpu / wall, 4),
+                "samples_appended_per_interval": round(loop_appended / intervals),
+                "samples_per_cpu_second": rate(loop_appended, cpu),
+                "cpu_seconds_per_interval_by_part": {
+                    name: round(seconds / intervals, 3) for name, seconds in split.items()
+                },
+                "cpu_share_by_part": {
+                    name: round(seconds / cpu, 3) if cpu else 0.0 for name, seconds in split.items()
+                },
+                "lock_held_seconds_max": round(scraper.lock_hold_seconds_max, 5),
+                "gc": GC.take(),
+                "targets_down_at_the_end": sum(1 for result in scraper.health() if not result.up),
+            }
+            log(f"rig loop: {loop}")
+            if profiler is not None:
+                profiled = _top_functions(profiler, 30)
+    steady = measured[1:] or measured
+    cpu_median = statistics.median(r["cpu_seconds"] for r in steady)
+    appended_median = statistics.median(r["samples_appended"] for r in steady)
+    parts_median = {
+        name: round(statistics.median(r["cpu_seconds_by_part"][name] for r in steady), 3)
+        for name in steady[0]["cpu_seconds_by_part"]
+    }
+    cache_bytes = sum(
+        sys.getsizeof(state.cache)
+        + sum(sys.getsizeof(key) + sys.getsizeof(entry) for key, entry in state.cache.items())
+        for state in scraper._active.values()  # measuring, not using
+    )
+    with scraper._lock:  # measuring, not using
+        store_bytes = store.memory_bytes()
+    return {
+        "targets": len(urls),
+        "max_concurrent_scrapes": concurrency,
+        "samples_per_round": measured[0]["samples_appended"],
+        "rounds": measured,
+        "steady_median": {
+            "cpu_seconds_per_15s_interval": round(cpu_median, 3),
+            "cpu_share_of_one_core": round(cpu_median / SCRAPE_S, 4),
+            "samples_per_second_needed": round(appended_median / SCRAPE_S),
+            "samples_per_cpu_second": rate(appended_median, cpu_median),
+            "cpu_seconds_by_part": parts_median,
+            "cpu_share_by_part": {
+                name: round(seconds / cpu_median, 3) if cpu_median else 0.0
+                for name, seconds in parts_median.items()
+            },
+        },
+        "loop": loop,
+        "store_series": store.series_count,
+        "store_memory_bytes": store_bytes,
+        "series_cache_bytes": cache_bytes,
+        "series_cache_bytes_per_series": round(cache_bytes / max(1, store.series_count), 1),
+        "profile_of_the_loop_top_own_time": profiled,
+    }
+
+
+def bench_rig(
+    pods: int, nodes: int, rounds: int, intervals: int, concurrency: int, profile: bool
+) -> dict[str, Any]:
+    namespaces = max(1, min(100, pods // 500))
+    exporter = RigExporter(pods, nodes, namespaces)
+    try:
+        figures = rig_rounds(exporter.pages, rounds, intervals, concurrency, profile)
+    finally:
+        exporter.close()
+    return {"pods": pods, "nodes": nodes, "namespaces": namespaces, **figures}
+
+
+# ---------------------------------------------------------------------- JSON encoding
+
+ENCODE_NOW_MS = 1_790_000_000_000
+ENCODE_PATH = (
+    "/apis/custom.metrics.k8s.io/v1beta2/namespaces/bench/pods/*/http_request_duration_seconds"
+)
+ENCODE_PARAMS = {
+    "labelSelector": "app=web",
+    "metricLabelSelector": "kubepulse.io/aggregation=p95,kubepulse.io/window=5m",
+}
+
+
+class _FixedSource:
+    """A metric source that answers at once with fixed values: only the API is measured."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    async def query(self, request: Any, now_ms: int) -> list[Any]:
+        return self.values
+
+    async def metrics(self) -> list[Any]:
+        return []
+
+    async def ready(self) -> bool:
+        return True
+
+
+def _cpu_ms(repeats: int, work: Any) -> float:
+    """The median CPU milliseconds of ``work()``, over ``repeats`` runs."""
+    timings = []
+    for _ in range(repeats):
+        started = time.process_time()
+        work()
+        timings.append(time.process_time() - started)
+    return round(statistics.median(timings) * 1000, 2)
+
+
+def bench_encode(pod_counts: Sequence[int], repeats: int) -> dict[str, Any]:
+    """A ``pods/*`` answer of each size through the adapter's app, in this process.
+
+    The app (``create_app``, the real routers and FastAPI's serialisation) answers over
+    ``httpx.ASGITransport`` (no sockets, no TLS, no authentication) from a source that
+    returns fixed values, so the CPU per request is the API's own: resolving the pods,
+    building the items, serialising. Each part is also timed alone, and the serialisers
+    FastAPI could use are compared on the same answer.
+    """
+    figures: dict[str, Any] = {}
+    for pods in pod_counts:
+        figures[f"{pods}_pods"] = _encode_answer(pods, repeats)
+        log(f"encode {pods} pods: {figures[f'{pods}_pods']}")
+    return figures
+
+
+def _encode_answer(pods: int, repeats: int) -> dict[str, Any]:
+    import httpx  # noqa: PLC0415 - only this part needs them
+    from fastapi.encoders import jsonable_encoder  # noqa: PLC0415
+    from pydantic import TypeAdapter  # noqa: PLC0415
+
+    from adapter.api import custom_metrics  # noqa: PLC0415
+    from adapter.app import create_app  # noqa: PLC0415
+    from adapter.objects import PODS, InMemoryObjectResolver  # noqa: PLC0415
+    from kubepulse.metricquery import ObjectValue  # noqa: PLC0415
+    from kubepulse.selector import parse_selector  # noqa: PLC0415
+
+    generator = random.Random(pods)
+    values = [
+        ObjectValue(f"web-{index}", ENCODE_NOW_MS - 3000, generator.random() * 10, 300_000)
+        for index in range(pods)
+    ]
+    labels = {"app": "web"}
+    resolver = InMemoryObjectResolver(
+        {
+            "kind": "Pod",
+            "metadata": {"name": f"web-{index}", "namespace": "bench", "labels": labels},
+            "status": {"phase": "Running"},
+        }
+        for index in range(pods)
+    )
+    app = create_app(source=_FixedSource(values), objects=resolver, clock=lambda: ENCODE_NOW_MS)
+
+    async def requests() -> tuple[list[float], bytes]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            body = b""
+            timings = []
+            for _ in range(repeats + 1):
+                started = time.process_time()
+                answer = await client.get(ENCODE_PATH, params=ENCODE_PARAMS)
+                timings.append(time.process_time() - started)
+                if answer.status_code != 200 or len(answer.json()["items"]) != pods:
+                    raise RuntimeError(f"unexpected answer: {answer.text[:300]}")
+                body = answer.content
+            return timings[1:], body  # the first request warms up
+
+    timings, body = asyncio.run(requests())
+    selector = parse_selector(ENCODE_PARAMS["labelSelector"])
+    resolved = asyncio.run(resolver.resolve(PODS, "bench", None, selector))
+    pairs = list(zip(resolved, values, strict=True))
+    api_selector = {"matchLabels": {"kubepulse.io/aggregation": "p95"}}
+    build: Any = getattr(custom_metrics, "metric_value_items", None)
+    if build is None:  # before 2026-11-23: one metric_value_item() call per item
+        build_one: Any = getattr(custom_metrics, "metric_value_item")  # noqa: B009
+
+        def build(
+            version: str, pairs: list[Any], metric: str, selector: Any
+        ) -> list[dict[str, Any]]:
+            return [
+                build_one(version, resolved, metric, selector, value) for resolved, value in pairs
+            ]
+
+    answer = json.loads(body)
+    serialiser = TypeAdapter(dict[str, Any])
+
+    def json_dumps(document: Any) -> bytes:
+        return json.dumps(
+            document, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+    return {
+        "answer_bytes": len(body),
+        # the same digest before and after a change: the answer kept every byte
+        "answer_sha256": hashlib.sha256(body).hexdigest(),
+        "request_cpu_ms_median": round(statistics.median(timings) * 1000, 2),
+        "parts_cpu_ms": {
+            "resolve_pods": _cpu_ms(
+                repeats, lambda: asyncio.run(resolver.resolve(PODS, "bench", None, selector))
+            ),
+            "build_items": _cpu_ms(repeats, lambda: build("v1beta2", pairs, "m", api_selector)),
+            "serialise_fastapi_pydantic_dump_json": _cpu_ms(
+                repeats, lambda: serialiser.dump_json(serialiser.validate_python(answer))
+            ),
+            "serialise_json_dumps": _cpu_ms(repeats, lambda: json_dumps(answer)),
+            "serialise_jsonable_encoder_then_json_dumps": _cpu_ms(
+                max(1, repeats // 3), lambda: json_dumps(jsonable_encoder(answer))
+            ),
+        },
+    }
+
+
 # ---------------------------------------------------------------------- checkpoints
 
 
@@ -582,6 +1055,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--exporter-targets", type=int, default=5, help="loopback exporters of --pods pods"
     )
+    parser.add_argument(
+        "--rig-pods", type=int, default=0, help="pods of the synthetic exporter (0: no rig part)"
+    )
+    parser.add_argument("--rig-nodes", type=int, default=100, help="its nodes, one page each")
+    parser.add_argument(
+        "--rig-rounds", type=int, default=4, help="burst rounds (the first creates the series)"
+    )
+    parser.add_argument(
+        "--rig-intervals", type=int, default=2, help="15 s intervals of the scraper's own loop"
+    )
+    parser.add_argument(
+        "--rig-concurrency", type=int, default=32, help="max_concurrent_scrapes for the rig"
+    )
+    parser.add_argument(
+        "--rig-only", action="store_true", help="only the rig part (no parse, scrape, checkpoint)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the rig's loop (slows it down)"
+    )
+    parser.add_argument(
+        "--encode",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="PODS",
+        help="time pods/* answers of these sizes through the app (default 100 1000 5000)",
+    )
+    parser.add_argument("--encode-only", action="store_true", help="only the --encode part")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--exporter-pods", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
@@ -595,6 +1096,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.checkpoint_hours = 1.0
     started = time.perf_counter()
     rss_before = resident_bytes()
+    machine = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
+    }
+    command = " ".join(["python", "bench/scrape_bench.py", *(argv or sys.argv[1:])])
+    encode = None
+    if arguments.encode is not None or arguments.encode_only:
+        encode = bench_encode(arguments.encode or [100, 1000, 5000], 5 if arguments.quick else 15)
+    if arguments.encode_only:
+        machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+        print(json.dumps({"machine": machine, "command": command, "encode": encode}, indent=2))
+        return 0
+    rig = None
+    if arguments.rig_pods:
+        rig = bench_rig(
+            arguments.rig_pods,
+            arguments.rig_nodes,
+            arguments.rig_rounds,
+            arguments.rig_intervals,
+            arguments.rig_concurrency,
+            arguments.profile,
+        )
+    if arguments.rig_only:
+        if rig is None:
+            parser.error("--rig-only needs --rig-pods")
+        machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+        print(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "command": command,
+                    "rig": rig,
+                    **({"encode": encode} if encode is not None else {}),
+                    "rss_growth_bytes": resident_bytes() - rss_before,
+                    "run_seconds": round(time.perf_counter() - started, 1),
+                },
+                indent=2,
+            )
+        )
+        return 0
     parse = bench_parse(arguments.pods, arguments.repeats)
     log(f"parse: {parse}")
     servers = LoopbackServers(arguments.targets, arguments.series)
@@ -614,13 +1157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint_1000 = checkpoint_figures(history, threading.Lock(), Path(directory))
         log(f"checkpoint of 1,000 series: {checkpoint_1000}")
         checkpoint_scraped = checkpoint_figures(scraper.store, threading.Lock(), Path(directory))
+    machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     result = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "command": " ".join(["python", "bench/scrape_bench.py", *(argv or sys.argv[1:])]),
+        "machine": machine,
+        "command": command,
         "parse": parse,
         "scrape": {
             "application_pages": {"series_per_target": arguments.series, **application},
@@ -631,6 +1171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"1000_series_{arguments.checkpoint_hours:g}h": checkpoint_1000,
             "the_scraped_store": checkpoint_scraped,
         },
+        **({"rig": rig} if rig is not None else {}),
+        **({"encode": encode} if encode is not None else {}),
         "rss_growth_bytes": resident_bytes() - rss_before,
         "run_seconds": round(time.perf_counter() - started, 1),
     }

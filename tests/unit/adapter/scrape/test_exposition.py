@@ -585,3 +585,103 @@ def test_random_label_values_round_trip() -> None:
     assert parsed.malformed_lines == 0, parsed.problems
     assert {s.labels["value"] for s in parsed.samples} == expected
     _assert_same(_ours(parsed), _reference(text_string_to_metric_families(page)))
+
+
+# ---------------------------------------------------------------------- the fast path
+
+# Lines on which the one-split fast path and the general path could disagree: blanks and
+# tabs in and around the fields, braces and '#' inside values, timestamps, exemplars.
+TRICKY_LINES = [
+    'a{b="c"} 1',
+    'a{b="c"} 1 1700000000000',
+    'a{b="c"}\t1',
+    'a{b="c"} \t1',
+    'a{b="c"} 1\t',
+    'a{b="c"} 1\r',
+    'a{b="c"} 1 ',
+    'a{b="c"}  1',
+    'a{b="c d"} 1',
+    'a{b="c} 1"} 2',
+    'a{b="c} 1"}',
+    'a{b="} 1',
+    'a{b="x"} 1 # {t="1"} 2',
+    'a{b="x"} 1 # {t="1"} 2 3',
+    'a{b="x # y"} 1',
+    'a{b="x"} NaN',
+    'a{b="x"} +Inf',
+    'a{b="x"} -Inf',
+    'a{b="x"} 1e3',
+    'a{b="x"} 1_000',
+    'a{b="x"} one',
+    'a{b="x"} 1"}',
+    "a 1",
+    "a{} 1",
+    "a {} 1",
+    'a{b="\\"}"} 1',
+    'a{b="x"}1',
+    "}",
+    " }",
+    "} 1",
+    'a{b="x"} 1 } 2',
+]
+
+
+def _general_path(
+    text: str, exposition_format: ExpositionFormat
+) -> tuple[list[str], list[float], dict[int, int], int]:
+    """What the scanner finds when every line takes the general path (no fast path)."""
+    from adapter.scrape.exposition import ScannedExposition, _scan_line  # noqa: PLC0415
+
+    scanned = ScannedExposition()
+    for line_number, line in enumerate(text.split("\n"), 1):
+        if not line or line[0] == "#":
+            continue
+        read = _scan_line(
+            line, line_number, len(scanned.series), exposition_format is OPENMETRICS, scanned
+        )
+        if read is not None:
+            scanned.series.append(read[0])
+            scanned.values.append(read[1])
+    return scanned.series, scanned.values, scanned.timestamps_ms, scanned.malformed_lines
+
+
+def _scanned(
+    text: str, exposition_format: ExpositionFormat
+) -> tuple[list[str], list[float], dict[int, int], int]:
+    scanned = scan_exposition(
+        text + ("\n# EOF" if exposition_format is OPENMETRICS else ""), exposition_format
+    )
+    return scanned.series, scanned.values, scanned.timestamps_ms, scanned.malformed_lines
+
+
+def _same(
+    left: tuple[list[str], list[float], dict[int, int], int],
+    right: tuple[list[str], list[float], dict[int, int], int],
+) -> bool:
+    # NaN != NaN: compare the values' reprs
+    return (left[0], [repr(v) for v in left[1]], left[2], left[3]) == (
+        right[0],
+        [repr(v) for v in right[1]],
+        right[2],
+        right[3],
+    )
+
+
+@pytest.mark.parametrize("exposition_format", [TEXT, OPENMETRICS], ids=["text", "openmetrics"])
+@pytest.mark.parametrize("line", TRICKY_LINES)
+def test_the_fast_path_reads_a_line_as_the_general_path_does(
+    line: str, exposition_format: ExpositionFormat
+) -> None:
+    assert _same(_scanned(line, exposition_format), _general_path(line, exposition_format))
+
+
+@pytest.mark.parametrize("exposition_format", [TEXT, OPENMETRICS], ids=["text", "openmetrics"])
+def test_the_fast_path_agrees_on_random_lines(exposition_format: ExpositionFormat) -> None:
+    generator = random.Random(8)
+    pieces = ["a", "{", "}", '"', "=", ",", " ", "\t", "#", "1", ".5", "e3", "NaN", "\\", "b"]
+    lines = [
+        "".join(generator.choice(pieces) for _ in range(generator.randint(1, 14)))
+        for _ in range(20_000)
+    ]
+    text = "\n".join(lines)
+    assert _same(_scanned(text, exposition_format), _general_path(text, exposition_format))

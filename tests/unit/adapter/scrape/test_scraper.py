@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -694,6 +695,51 @@ def test_run_in_the_callers_loop_follows_the_target_source() -> None:
     assert last_pod_request < first_exporter_request + 2
 
 
+def test_a_run_ends_even_when_a_scrape_swallowed_its_cancellation() -> None:
+    """On Python before 3.12, asyncio.wait_for swallows a cancellation that arrives as
+    the awaited fetch completes; that target's loop then sleeps on to its next slot (a
+    shutdown hung for ever at the scale rig's 1,000 targets). Simulated here by a scrape
+    that swallows the first cancellation it sees: the run must still end."""
+
+    class SwallowsOneCancellation(Scraper):
+        swallowed = 0
+
+        async def _scrape(
+            self, state: Any, client: httpx.AsyncClient, slot_ms: int | None
+        ) -> ScrapeResult:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if self.swallowed:
+                    raise
+                self.swallowed += 1
+            return ScrapeResult(
+                target=state.target,
+                timestamp_ms=0,
+                duration_seconds=0.0,
+                failure_reason="timeout",
+                error="swallowed a cancellation",
+            )
+
+    scraper = SwallowsOneCancellation(
+        TimeSeriesStore(resolution_ms=100),
+        threading.Lock(),
+        Targets(POD_TARGET),
+        ScrapeSettings(interval_seconds=0.1, timeout_seconds=0.05, target_refresh_seconds=0.02),
+        transport=Site({POD_TARGET.url: "a 1\n"}).transport,
+    )
+
+    async def scenario() -> None:
+        runner = asyncio.get_running_loop().create_task(scraper.run())
+        await asyncio.sleep(0.3)  # the target's loop is inside a scrape by now
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(runner), 5)
+
+    asyncio.run(scenario())
+    assert scraper.swallowed == 1
+
+
 def test_a_broken_target_source_keeps_the_known_targets() -> None:
     class Broken:
         def __init__(self) -> None:
@@ -775,3 +821,35 @@ def test_static_targets_work_as_a_source() -> None:
     assert result.up
     (series,) = scraper.store
     assert series.labels == {"instance": "127.0.0.1:9"}
+
+
+class _RecordingFinder:
+    """A meta path finder that only records which modules the import system searched for."""
+
+    def __init__(self) -> None:
+        self.searched: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.searched.append(name)
+
+
+def test_httpcore_does_not_search_the_path_for_sniffio_on_every_request() -> None:
+    """httpcore imports sniffio whenever it sets up a lock (several times per request);
+    when sniffio is absent each of those imports searched sys.path again (half the CPU
+    of a GET for the scale rig's pages). Importing the scraper (done at the top of this
+    file) marks it absent, so no lock set-up searches; where sniffio is installed the
+    import is a sys.modules hit and nothing is searched either."""
+    from httpcore._synchronization import AsyncLock  # noqa: PLC0415
+
+    async def set_up_locks() -> None:
+        for _ in range(3):
+            async with AsyncLock():
+                pass
+
+    finder = _RecordingFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        asyncio.run(set_up_locks())
+    finally:
+        sys.meta_path.remove(finder)
+    assert "sniffio" not in finder.searched
