@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar, overload
 
 from kubepulse.errors import KubepulseValueError
 from kubepulse.quantity import QuantityError, parse_quantity
@@ -175,6 +175,9 @@ def parse_rfc3339_ms(text: str) -> int:
 # ---------------------------------------------------------------------------- ResourceList
 
 
+_Default = TypeVar("_Default")
+
+
 class ResourceList(Mapping[str, Decimal]):
     """An immutable mapping of resource name to exact amount, like the API's ResourceList.
 
@@ -247,6 +250,21 @@ class ResourceList(Mapping[str, Decimal]):
     def __getitem__(self, name: str) -> Decimal:
         return self._amounts[name]
 
+    # ``get`` and ``in`` straight from the dict: Mapping's versions go through
+    # __getitem__ and an exception for every absent resource, and the analyzers ask
+    # several times per container of every pod.
+    @overload
+    def get(self, name: str, /) -> Decimal | None: ...
+
+    @overload
+    def get(self, name: str, /, default: Decimal | _Default) -> Decimal | _Default: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        return self._amounts.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._amounts
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._amounts)
 
@@ -273,6 +291,12 @@ class ResourceList(Mapping[str, Decimal]):
     def __add__(self, other: object) -> ResourceList:
         if not isinstance(other, ResourceList):
             return NotImplemented
+        # Lists are immutable, so adding nothing can hand back the other operand: most
+        # pods have one container and no overhead, and this spares a copy per addition.
+        if not other._amounts:
+            return self
+        if not self._amounts:
+            return other
         total = dict(self._amounts)
         for name, amount in other.items():
             total[name] = _EXACT.add(total.get(name, Decimal(0)), amount)
@@ -280,6 +304,8 @@ class ResourceList(Mapping[str, Decimal]):
 
     def max_per_resource(self, other: ResourceList) -> ResourceList:
         """The larger amount of each resource in either list (a union, like the scheduler's)."""
+        if not other._amounts:
+            return self
         largest = dict(self._amounts)
         for name, amount in other.items():
             if name not in largest or amount > largest[name]:
@@ -844,6 +870,15 @@ class Pod:
     _limits_memo: ResourceList | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
+    _request_amounts_memo: tuple[float, float, float] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+    _running_names_memo: tuple[str, ...] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+    _static_memo: bool | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def key(self) -> str:
@@ -854,6 +889,28 @@ class Pod:
     def all_containers(self) -> tuple[ContainerSpec, ...]:
         """Init containers (sidecars included) then app containers, in start order."""
         return self.init_containers + self.containers
+
+    @property
+    def running_container_names(self) -> tuple[str, ...]:
+        """Names of the containers that run alongside the app: app containers and native
+        sidecars, in :attr:`all_containers` order (init containers that run to completion
+        hold nothing once the pod runs).
+
+        Memoised like :attr:`effective_requests`: the node analysis looks every running
+        container of every pod up in the usage history.
+        """
+        if self._running_names_memo is None:
+            object.__setattr__(
+                self,
+                "_running_names_memo",
+                tuple(
+                    container.name
+                    for container in self.all_containers
+                    if not container.is_init or container.is_sidecar
+                ),
+            )
+        assert self._running_names_memo is not None
+        return self._running_names_memo
 
     @property
     def controller_owner(self) -> OwnerReference | None:
@@ -872,10 +929,16 @@ class Pod:
         The API server only ever shows static pods through their mirror pods, which
         carry the mirror annotation; the kubelet's own view carries the config source.
         """
-        return (
-            self.mirror_of is not None
-            or self.annotations.get(ANNOTATION_CONFIG_SOURCE) in _STATIC_POD_SOURCES
-        )
+        if self._static_memo is None:
+            # Memoised: the node analysis asks for every pod of the cluster.
+            object.__setattr__(
+                self,
+                "_static_memo",
+                self.mirror_of is not None
+                or self.annotations.get(ANNOTATION_CONFIG_SOURCE) in _STATIC_POD_SOURCES,
+            )
+        assert self._static_memo is not None
+        return self._static_memo
 
     @property
     def cgroup_uid(self) -> str | None:
@@ -910,6 +973,30 @@ class Pod:
             )
         assert self._requests_memo is not None
         return self._requests_memo
+
+    @property
+    def request_amounts(self) -> tuple[float, float, float]:
+        """``(cpu cores, memory bytes, ephemeral-storage bytes)`` of :attr:`effective_requests`.
+
+        As floats, 0 where not requested: what the node and fragmentation analyzers add up
+        for every pod of every node, converted once per pod rather than once per use.
+        """
+        if self._request_amounts_memo is None:
+            requests = self.effective_requests._amounts
+            cpu = requests.get(CPU)
+            memory = requests.get(MEMORY)
+            storage = requests.get(EPHEMERAL_STORAGE)
+            object.__setattr__(
+                self,
+                "_request_amounts_memo",
+                (
+                    0.0 if cpu is None else float(cpu),
+                    0.0 if memory is None else float(memory),
+                    0.0 if storage is None else float(storage),
+                ),
+            )
+        assert self._request_amounts_memo is not None
+        return self._request_amounts_memo
 
     @property
     def effective_limits(self) -> ResourceList:

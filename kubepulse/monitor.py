@@ -260,16 +260,20 @@ class K8sResourceMonitor:
         time_window: str = "5m",
         *,
         namespace: str | None = None,
+        top: int | None = None,
     ) -> LimitBreachReport:
         """Containers and pods near or over their limits and requests, over ``time_window``.
 
-        See :func:`kubepulse.analysis.limits.detect_limit_breaches`.
+        ``top`` keeps only the worst ``top`` items of each list (at 50,000 pods the full
+        report is some 110 MB of JSON). See
+        :func:`kubepulse.analysis.limits.detect_limit_breaches`.
         """
         result: LimitBreachReport = self._answer(
             "limitbreaches",
             namespace=namespace,
             thresholdPercent=threshold_percent,
             timeWindow=time_window,
+            top=top,
         )
         return result
 
@@ -349,10 +353,12 @@ class K8sResourceMonitor:
         *,
         what_if: bool = False,
         window: str = "24h",
+        top: int | None = None,
     ) -> RecommendationReport:
         """Requests and limits per container, for ``balanced``, ``performance`` or ``cost``.
 
-        See :func:`kubepulse.analysis.recommend.recommend_resources`.
+        ``top`` lists only the ``top`` workloads whose requests change most. See
+        :func:`kubepulse.analysis.recommend.recommend_resources`.
         """
         result: RecommendationReport = self._answer(
             "recommendations",
@@ -360,6 +366,7 @@ class K8sResourceMonitor:
             target=optimization_target,
             whatIf=what_if,
             window=window,
+            top=top,
         )
         return result
 

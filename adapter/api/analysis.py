@@ -118,7 +118,7 @@ def _openapi_parameters(analysis: Analysis, path_params: tuple[str, ...]) -> lis
         elif param.kind is ParamKind.BOOLEAN:
             schema = {"type": "string", "enum": ["true", "false"]}
         elif param.kind is ParamKind.NUMBER:
-            schema = {"type": "number"}
+            schema = {"type": "integer" if param.integer else "number"}
             if param.minimum is not None:
                 schema["minimum"] = param.minimum
             if param.maximum is not None:

@@ -38,7 +38,7 @@ from typing import Final
 
 from kubepulse.analysis.inputs import ClusterSnapshot
 from kubepulse.errors import KubepulseValueError
-from kubepulse.model import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, Node, Pod
+from kubepulse.model import CPU, MEMORY, PODS, Node, Pod
 from kubepulse.quantity import QuantityError, cpu_cores, memory_bytes
 
 __all__ = [
@@ -250,36 +250,32 @@ def _blocked_by(node: Node, tolerated_taint_keys: Collection[str]) -> tuple[str,
 
 
 class RequestCache:
-    """Pods' effective CPU, memory and ephemeral-storage requests as floats, once per pod.
+    """Pods' effective requests as floats, and nodes' free room, shared within one call.
 
-    :attr:`~kubepulse.model.Pod.effective_requests` is recomputed on every access (it
-    walks init containers, sidecars and overhead); analyzers that read it several times
-    per pod share one cache for the duration of one call.
+    The pods' figures are memoised on the pods themselves
+    (:attr:`~kubepulse.model.Pod.request_amounts`, computed on first use), so they
+    survive from one snapshot to the next for as long as the informer keeps the pod.
+    :func:`free_room` keeps its answer here too, so that the node analysis and the
+    fragmentation report it embeds walk the pods once between them.
     """
 
-    __slots__ = ("_by_id",)
+    __slots__ = ("_rooms",)
 
     def __init__(self) -> None:
-        # Keyed by id(); the pod is kept in the entry so that the id stays its own.
-        self._by_id: dict[int, tuple[Pod, tuple[float, float, float]]] = {}
+        # Keyed by the snapshot's id() and the tolerated taints; the snapshot is kept in
+        # the entry so that the id stays its own.
+        self._rooms: dict[
+            tuple[int, frozenset[str]],
+            tuple[ClusterSnapshot, tuple[tuple[NodeRoom, ...], tuple[str, ...]]],
+        ] = {}
 
     def of(self, pod: Pod) -> tuple[float, float, float]:
         """``(cpu cores, memory bytes, ephemeral-storage bytes)``, 0 where not requested."""
-        entry = self._by_id.get(id(pod))
-        if entry is not None and entry[0] is pod:
-            return entry[1]
-        requests = pod.effective_requests
-        amounts = tuple(
-            0.0 if (amount := requests.get(resource)) is None else float(amount)
-            for resource in (CPU, MEMORY, EPHEMERAL_STORAGE)
-        )
-        value = (amounts[0], amounts[1], amounts[2])
-        self._by_id[id(pod)] = (pod, value)
-        return value
+        return pod.request_amounts
 
     def cpu_memory(self, pod: Pod) -> tuple[float, float]:
         """``(cpu cores, memory bytes)`` requested."""
-        cpu, memory, _ = self.of(pod)
+        cpu, memory, _ = pod.request_amounts
         return cpu, memory
 
 
@@ -295,7 +291,11 @@ def free_room(
     CPU and memory, in snapshot order, and the names of the others. One pass over the
     active bound pods.
     """
-    cache = cache or RequestCache()
+    key = (id(snapshot), frozenset(tolerated_taint_keys))
+    if cache is not None:
+        known = cache._rooms.get(key)
+        if known is not None and known[0] is snapshot:
+            return known[1]
     rooms: list[NodeRoom] = []
     missing: list[str] = []
     for node in snapshot.nodes:
@@ -308,7 +308,7 @@ def free_room(
         requested_memory = 0.0
         pods = snapshot.pods_on(node.name)
         for pod in pods:
-            cpu, memory = cache.cpu_memory(pod)
+            cpu, memory, _ = pod.request_amounts
             requested_cpu += cpu
             requested_memory += memory
         allocatable_pods = node.allocatable.get(PODS)
@@ -326,7 +326,10 @@ def free_room(
                 allocatable_pods=None if allocatable_pods is None else int(allocatable_pods),
             )
         )
-    return tuple(rooms), tuple(missing)
+    found = (tuple(rooms), tuple(missing))
+    if cache is not None:
+        cache._rooms[key] = (snapshot, found)
+    return found
 
 
 def _pareto(shapes: Iterable[tuple[float, float]]) -> tuple[tuple[float, float], ...]:

@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from kubepulse.errors import KubepulseValueError, UnknownObjectError
 from kubepulse.model import Namespace, Node, Pod, ResourceQuota
@@ -115,9 +115,18 @@ class TimeSeries:
 
     def between(self, start_ms: int, end_ms: int) -> TimeSeries:
         """The samples with ``start_ms <= timestamp <= end_ms``."""
-        low = bisect.bisect_left(self.timestamps_ms, start_ms)
-        high = bisect.bisect_right(self.timestamps_ms, end_ms)
-        return TimeSeries(self.timestamps_ms[low:high], self.values[low:high])
+        timestamps = self.timestamps_ms
+        low = bisect.bisect_left(timestamps, start_ms)
+        high = bisect.bisect_right(timestamps, end_ms)
+        if low == 0 and high == len(timestamps):
+            # Series are immutable: the usual window (the whole history) is the series.
+            return self
+        # A slice of a valid series is valid, so __post_init__'s checks are skipped: the
+        # analyzers slice every container's series on every call.
+        window = object.__new__(TimeSeries)
+        object.__setattr__(window, "timestamps_ms", timestamps[low:high])
+        object.__setattr__(window, "values", self.values[low:high])
+        return window
 
     def last(self) -> float | None:
         """The newest value, ``None`` when empty."""
@@ -126,6 +135,9 @@ class TimeSeries:
 
 # How many known namespaces an "unknown namespace" error lists.
 _NAMESPACES_LISTED: Final = 10
+
+
+_NOTHING: Final[Mapping[Any, Any]] = MappingProxyType({})
 
 
 def _empty() -> Mapping[Any, Any]:
@@ -262,6 +274,9 @@ class UsageHistory:
     node_memory_available_bytes: Mapping[str, TimeSeries] = field(default_factory=_empty)
     node_ephemeral_storage_available_bytes: Mapping[str, TimeSeries] = field(default_factory=_empty)
     quota_used: Mapping[QuotaRef, TimeSeries] = field(default_factory=_empty)
+    _by_namespace_memo: dict[str, Mapping[str, Mapping[ContainerRef, Any]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.end_ms < self.start_ms:
@@ -284,6 +299,28 @@ class UsageHistory:
     def window_ms(self) -> int:
         """How long the history covers."""
         return self.end_ms - self.start_ms
+
+    def in_namespace(
+        self, name: Literal["cpu_cores", "memory_working_set_bytes"], namespace: str
+    ) -> Mapping[ContainerRef, TimeSeries]:
+        """The series of per-container mapping ``name`` that belong to ``namespace``.
+
+        In the mapping's own order. The first call for ``name`` sorts every series by
+        namespace in one pass and keeps the result on the history, so that a report per
+        namespace, for every namespace in turn, reads each series once rather than once
+        per namespace (at 50,000 pods in 100 namespaces: 130,000 series, not 13 million).
+        """
+        memo = self._by_namespace_memo.get(name)
+        if memo is None:
+            grouped: dict[str, dict[ContainerRef, TimeSeries]] = {}
+            series: Mapping[ContainerRef, TimeSeries] = getattr(self, name)
+            for ref, samples in series.items():
+                found = grouped.get(ref.namespace)
+                if found is None:
+                    found = grouped[ref.namespace] = {}
+                found[ref] = samples
+            memo = self._by_namespace_memo[name] = grouped
+        return memo.get(namespace) or _NOTHING
 
     def containers_of(self, namespace: str, pod: str) -> tuple[ContainerRef, ...]:
         """The containers of one pod that have any CPU or memory history, sorted."""

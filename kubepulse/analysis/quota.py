@@ -33,11 +33,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from kubepulse.analysis.inputs import (
     ClusterSnapshot,
-    ContainerRef,
     QuotaRef,
     TimeSeries,
     UsageHistory,
@@ -1045,12 +1044,17 @@ class _Totals:
 
 
 def _series_by_pod(
-    series: Mapping[ContainerRef, TimeSeries], namespace: str
+    history: UsageHistory,
+    name: Literal["cpu_cores", "memory_working_set_bytes"],
+    namespace: str,
 ) -> dict[str, dict[str, TimeSeries]]:
-    """One pass over a history mapping: the non-empty series of ``namespace``, by pod."""
+    """The non-empty series of ``namespace`` in mapping ``name`` of ``history``, by pod.
+
+    Only the namespace's own series are read (:meth:`UsageHistory.in_namespace`).
+    """
     by_pod: dict[str, dict[str, TimeSeries]] = {}
-    for ref, samples in series.items():
-        if ref.namespace == namespace and len(samples) > 0:
+    for ref, samples in history.in_namespace(name, namespace).items():
+        if len(samples) > 0:
             by_pod.setdefault(ref.pod, {})[ref.container] = samples
     return by_pod
 
@@ -1273,8 +1277,8 @@ def namespace_report(
         )
 
     accumulator = _NamespaceAccumulator(
-        _series_by_pod(history.cpu_cores, namespace),
-        _series_by_pod(history.memory_working_set_bytes, namespace),
+        _series_by_pod(history, "cpu_cores", namespace),
+        _series_by_pod(history, "memory_working_set_bytes", namespace),
         include_pods=include_pods,
     )
     pods = sorted(snapshot.pods_in(namespace), key=lambda pod: pod.name)

@@ -69,6 +69,7 @@ from typing import Any, Final
 from kubepulse.analysis.fragmentation import RepackResult, repack
 from kubepulse.analysis.inputs import ClusterSnapshot, ContainerRef, TimeSeries, UsageHistory
 from kubepulse.analysis.limits import WorkloadRef, resolve_workload
+from kubepulse.analysis.listing import Truncation, check_top
 from kubepulse.errors import KubepulseValueError
 from kubepulse.model import ContainerSpec, HorizontalPodAutoscaler, Pod
 from kubepulse.quantity import format_quantity
@@ -571,6 +572,13 @@ class RecommendationReport:
     what_if: WhatIfView | None = None
     """Filled when asked for (``what_if=True``)."""
     notes: tuple[str, ...] = field(default=())
+    top: int | None = None
+    """Only the ``top`` workloads whose requests change most are listed (and the first
+    ``top`` missing histories); None: every workload. The totals and the what-if view
+    always cover every workload."""
+    truncated: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """With ``top``: for each list that had more items (``workloads``, ``missing``), how
+    many it had."""
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -584,6 +592,7 @@ def recommend_resources(
     target: str = "balanced",
     autoscalers: Sequence[Mapping[str, Any]] = (),
     what_if: bool = False,
+    top: int | None = None,
 ) -> RecommendationReport:
     """Requests and limits per container of every workload (of ``namespace``, if given).
 
@@ -593,12 +602,19 @@ def recommend_resources(
     cluster is re-packed with the recommended requests
     (:func:`kubepulse.analysis.fragmentation.repack`) and compared with today.
 
+    With ``top``, only the ``top`` workloads whose requests change most are listed (still
+    by namespace, kind and name): ranked by the larger of their shares of the cluster's
+    total absolute CPU and memory request change. The totals, the what-if view and
+    :attr:`RecommendationReport.truncated` cover every workload.
+
     Raises:
         KubepulseValueError: ``target`` is not ``balanced``, ``performance`` or
-            ``cost``, or an autoscaler object is malformed.
+            ``cost``, an autoscaler object is malformed, or ``top`` is not a whole number
+            from 1 to 100,000.
         UnknownObjectError: ``namespace`` names no namespace of the snapshot.
     """
     chosen = _parse_target(target)
+    top = check_top(top)
     policy = TARGET_POLICIES[chosen]
     if namespace is not None:
         snapshot.require_namespace(namespace)
@@ -628,6 +644,7 @@ def recommend_resources(
             "Some Deployments were inferred from ReplicaSet names (pod-template-hash); "
             "check the patch target before applying."
         )
+    cut = Truncation(top)
     return RecommendationReport(
         target=chosen,
         policy=policy,
@@ -635,15 +652,43 @@ def recommend_resources(
         taken_at_ms=snapshot.taken_at_ms,
         history_start_ms=history.start_ms,
         history_end_ms=history.end_ms,
-        workloads=tuple(workloads),
-        missing=tuple(missing),
+        workloads=cut.first("workloads", _largest_changes(workloads, top), len(workloads)),
+        missing=cut.first("missing", missing),
         cpu_requests_current_cores=totals[0],
         cpu_requests_recommended_cores=totals[1],
         memory_requests_current_bytes=totals[2],
         memory_requests_recommended_bytes=totals[3],
         what_if=view,
         notes=tuple(notes),
+        top=top,
+        truncated=MappingProxyType(cut.full_lengths),
     )
+
+
+def _largest_changes(
+    workloads: Sequence[WorkloadRecommendation], top: int | None
+) -> Sequence[WorkloadRecommendation]:
+    """The ``top`` workloads whose requests change most, in their original order.
+
+    CPU cores and memory bytes do not add up, so each workload's change is taken as a
+    share of the total absolute change of its resource, and the larger share ranks it.
+    Ties keep the original order (namespace, kind, name).
+    """
+    if top is None or len(workloads) <= top:
+        return workloads
+    cpu_total = math.fsum(abs(item.cpu_request_change_cores) for item in workloads) or 1.0
+    memory_total = math.fsum(abs(item.memory_request_change_bytes) for item in workloads) or 1.0
+    ranked = sorted(
+        range(len(workloads)),
+        key=lambda index: (
+            -max(
+                abs(workloads[index].cpu_request_change_cores) / cpu_total,
+                abs(workloads[index].memory_request_change_bytes) / memory_total,
+            ),
+            index,
+        ),
+    )
+    return [workloads[index] for index in sorted(ranked[:top])]
 
 
 def _parse_target(target: str) -> Target:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from kubepulse.analysis.fragmentation import FragmentationReport, analyze_fragmentation
 from kubepulse.analysis.hpa import HpaMetricsReport, generate_hpa_metrics
 from kubepulse.analysis.limits import LimitBreachReport, detect_limit_breaches
+from kubepulse.analysis.listing import MAXIMUM_TOP
 from kubepulse.analysis.nodes import NodePressureReport, analyze_node_pressure
 from kubepulse.analysis.quota import NamespaceReport, QuotaReport, analyze_quotas, namespace_report
 from kubepulse.analysis.recommend import RecommendationReport, recommend_resources
@@ -45,6 +46,22 @@ def _percent(name: str, default: str, help_text: str, low: float = 0.0) -> Param
 
 def _flag(name: str, default: str, help_text: str) -> Param:
     return Param(name, ParamKind.BOOLEAN, default, help_text)
+
+
+def _top(help_text: str) -> Param:
+    """The ``top`` option of the analyses whose lists grow with the containers.
+
+    One definition, so that the API's ``?top=``, the CLI's ``--top`` and the facade's
+    ``top=`` read and reject a count the same way (:mod:`kubepulse.analysis.listing`).
+    """
+    return Param(
+        "top", ParamKind.NUMBER, None, help_text, minimum=1, maximum=MAXIMUM_TOP, integer=True
+    )
+
+
+def _top_count(params: Mapping[str, Any]) -> int | None:
+    value = params["top"]
+    return None if value is None else int(value)
 
 
 def _fixed(history_ms: int) -> Any:
@@ -79,6 +96,7 @@ def _breaches(inputs: AnalysisInputs, request: AnalysisRequest) -> LimitBreachRe
         threshold_percent=request.params["thresholdPercent"],
         time_window=_duration(request.params, "timeWindow") or "5m",
         namespace=request.namespace,
+        top=_top_count(request.params),
     )
 
 
@@ -138,6 +156,7 @@ def _recommend(inputs: AnalysisInputs, request: AnalysisRequest) -> Recommendati
         target=request.params["target"],
         autoscalers=inputs.autoscalers,
         what_if=request.params["whatIf"],
+        top=_top_count(request.params),
     )
 
 
@@ -167,6 +186,7 @@ ANALYSES: Final[tuple[Analysis, ...]] = (
         params=(
             _percent("thresholdPercent", "90", "report usage at or above this percentage", 1),
             _window("timeWindow", "5m", "the window usage is measured over", 30_000, _DAY_MS),
+            _top("list only the N worst items of each list (the summary still counts all)"),
         ),
         history_ms=_from("timeWindow"),
         run=_breaches,
@@ -285,6 +305,7 @@ ANALYSES: Final[tuple[Analysis, ...]] = (
             _window(
                 "window", "24h", "how much usage history to learn from", _HOUR_MS, 14 * _DAY_MS
             ),
+            _top("list only the N workloads whose requests change most (totals cover all)"),
         ),
         history_ms=_from("window"),
         run=_recommend,

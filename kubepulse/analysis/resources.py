@@ -90,6 +90,8 @@ class Param:
         choices: the allowed values of a ``CHOICE`` parameter.
         minimum: the smallest allowed ``NUMBER`` or ``DURATION`` (in ms).
         maximum: the largest allowed ``NUMBER`` or ``DURATION`` (in ms).
+        integer: a ``NUMBER`` that must be whole (a count such as ``top``); parsed to
+            ``int``.
     """
 
     name: str
@@ -99,6 +101,7 @@ class Param:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    integer: bool = False
 
     @property
     def flag(self) -> str:
@@ -106,7 +109,7 @@ class Param:
         return "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", self.name).lower()
 
     def parse(self, text: str) -> Any:
-        """The typed value of ``text``: float, milliseconds, bool or str.
+        """The typed value of ``text``: float (int when ``integer``), milliseconds, bool or str.
 
         Raises:
             KubepulseValueError: ``text`` is not a valid value; the message names the
@@ -136,20 +139,26 @@ class Param:
             return text
         return text
 
-    def _number(self, text: str) -> float:
+    def _number(self, text: str) -> float | int:
         try:
             number = float(text)
         except ValueError:
             number = math.nan
         if not math.isfinite(number):
-            raise KubepulseValueError(f"{self.name} must be a number, got {text!r}")
+            whole = " whole" if self.integer else ""
+            raise KubepulseValueError(f"{self.name} must be a{whole} number, got {text!r}")
+        if self.integer and not number.is_integer():
+            raise KubepulseValueError(
+                f"{self.name} must be a whole number, got {text!r}; "
+                f"give a count such as {int(self.minimum or 0) + 99}"
+            )
         if (self.minimum is not None and number < self.minimum) or (
             self.maximum is not None and number > self.maximum
         ):
             raise KubepulseValueError(
                 f"{self.name} must be between {self.minimum:g} and {self.maximum:g}, got {text}"
             )
-        return number
+        return int(number) if self.integer else number
 
     def _duration(self, text: str) -> int:
         try:

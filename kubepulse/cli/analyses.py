@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -37,7 +38,7 @@ from kubepulse.cli.tables import table_for
 from kubepulse.errors import KubepulseValueError
 from kubepulse.kubeconnect import current_namespace, load_cluster_connection
 
-__all__ = ["add_analysis_commands"]
+__all__ = ["add_analysis_commands", "truncation_note"]
 
 _DEFAULT_TIMEOUT_S: Final = 60.0
 
@@ -192,4 +193,20 @@ def _run(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out,
             empty_message=table.empty_message,
         )
+        note = truncation_note(document)
+        if note is not None:
+            err.write(note + "\n")
     return 0
+
+
+def truncation_note(document: Mapping[str, Any]) -> str | None:
+    """What ``--top`` left out of a table, for standard error; None when nothing was cut.
+
+    The JSON and YAML outputs carry the same facts in ``truncated``; a table would
+    otherwise not show that its lists are the first ``--top`` items of longer ones.
+    """
+    truncated = document.get("truncated")
+    if not isinstance(truncated, Mapping) or not truncated:
+        return None
+    lists = ", ".join(f"{name} ({count:,} items)" for name, count in sorted(truncated.items()))
+    return f"note: --top listed only the first items of {lists}; leave out --top to list them all"

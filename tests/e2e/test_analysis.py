@@ -290,6 +290,15 @@ def test_breaches_find_throttling_and_missing_limits(scenario: Scenario) -> None
     csv_lines = pulse(scenario, "breaches", "-n", scenario.batch, "-o", "csv").stdout.splitlines()
     assert len(csv_lines) > 1
     assert "," in csv_lines[0]
+    # --top through kube-apiserver and the adapter: lists cut, counts kept, cut named.
+    cut = _pulse_json(
+        scenario, "breaches", "-n", scenario.batch, "--threshold-percent", "80", "--top", "5"
+    )
+    assert cut["settings"]["top"] == 5
+    assert len(cut["throttling"]) == 5
+    assert {finding["pod"] for finding in cut["throttling"]} <= throttled
+    assert cut["truncated"]["throttling"] == len(report["throttling"])
+    assert cut["summary"]["pods"] == report["summary"]["pods"]
 
 
 def test_quota_alerts_on_the_nearly_full_namespace(scenario: Scenario) -> None:
@@ -368,6 +377,10 @@ def test_the_library_facade_reads_prometheus_history(scenario: Scenario) -> None
         assert first == set(scenario.hogs)
         breaches = monitor.detect_limit_breaches(80, "1m", namespace=scenario.batch)
         assert len({finding.pod for finding in breaches.throttling}) == BATCH_THROTTLED
+        cut = monitor.detect_limit_breaches(80, "1m", namespace=scenario.batch, top=3)
+        assert (len(cut.throttling), cut.truncated["throttling"]) == (3, len(breaches.throttling))
+        with pytest.raises(KubepulseValueError, match="top must be a whole number"):
+            monitor.detect_limit_breaches(top=1.5)
         advice = monitor.get_resource_recommendations(scenario.shop, "cost")
         assert advice.workloads, advice.missing[:3]
         with pytest.raises(KubepulseValueError, match="balanced, performance, cost"):

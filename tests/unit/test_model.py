@@ -318,6 +318,13 @@ def test_burstable_pod_with_native_sidecars_from_fixture() -> None:
         "app",
         "metrics",
     ]
+    # What runs once the pod runs: the sidecars and app containers, not `migrate`.
+    assert pod.running_container_names == ("log-shipper", "mesh-proxy", "app", "metrics")
+    assert pod.request_amounts == (1.1, 736.0 * MI, 0.0)
+    assert dataclasses.replace(pod, init_containers=()).running_container_names == (
+        "app",
+        "metrics",
+    ), "a changed copy does not keep the memo"
     # Requests, CPU / memory:
     #   steady state = app 500m/512Mi + metrics 50m/32Mi + sidecars (100m/64Mi + 250m/128Mi)
     #                = 900m / 736Mi
@@ -374,6 +381,8 @@ def test_static_mirror_pod_from_fixture() -> None:
     config_hash = obj["metadata"]["annotations"]["kubernetes.io/config.hash"]
     pod = Pod.from_api(obj)
     assert pod.is_static
+    assert pod.is_static, "memoised: the same answer again"
+    assert not dataclasses.replace(pod, annotations={}).is_static
     assert pod.mirror_of == config_hash
     # The kubelet names the pod cgroup after the config hash, not the mirror pod's uid.
     assert pod.cgroup_uid == config_hash

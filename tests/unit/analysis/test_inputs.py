@@ -33,6 +33,36 @@ def test_of_sorts_keeps_the_last_duplicate_and_drops_non_finite_values() -> None
     assert TimeSeries().last() is None
 
 
+def test_between_is_the_series_itself_when_the_window_covers_it() -> None:
+    series = TimeSeries.of([(1000, 1.0), (2000, 2.0), (3000, 3.0)])
+    assert series.between(0, 5000) is series
+    assert series.between(1000, 3000) is series
+    window = series.between(1500, 3000)
+    assert window == TimeSeries((2000, 3000), (2.0, 3.0))
+    assert series.between(4000, 5000) == TimeSeries()
+
+
+def test_in_namespace_keeps_the_namespaces_series_in_order() -> None:
+    refs = [
+        ContainerRef("shop", "b", "app"),
+        ContainerRef("batch", "x", "app"),
+        ContainerRef("shop", "a", "app"),
+        ContainerRef("shop", "a", "proxy"),
+    ]
+    history = UsageHistory(
+        start_ms=0,
+        end_ms=1000,
+        cpu_cores={ref: TimeSeries((500,), (float(i),)) for i, ref in enumerate(refs)},
+    )
+    shop = history.in_namespace("cpu_cores", "shop")
+    assert list(shop) == [refs[0], refs[2], refs[3]]
+    assert shop[refs[3]].last() == 3.0
+    assert list(history.in_namespace("cpu_cores", "batch")) == [refs[1]]
+    assert dict(history.in_namespace("cpu_cores", "nowhere")) == {}
+    assert dict(history.in_namespace("memory_working_set_bytes", "shop")) == {}
+    assert history.in_namespace("cpu_cores", "shop") is shop, "grouped once per history"
+
+
 def test_a_series_out_of_order_or_ragged_is_refused() -> None:
     with pytest.raises(KubepulseValueError, match="increase strictly"):
         TimeSeries((2, 1), (0.0, 0.0))

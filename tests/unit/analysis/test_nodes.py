@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+import kubepulse.analysis.nodes as nodes_module
 from kubepulse.analysis import ClusterSnapshot, ContainerRef, TimeSeries, UsageHistory, to_json
 from kubepulse.analysis.nodes import (
+    EvictionCandidate,
     HintKind,
     PressureLevel,
     SchedulingBlocker,
@@ -463,6 +465,52 @@ def test_nodes_under_pressure_come_first_then_round_by_round() -> None:
     ]
 
 
+def test_the_cluster_ranking_is_the_sort_by_level_round_and_severity() -> None:
+    """Nodes with different numbers of pods at the same level: the interleaving built
+    round by round equals a sort of every pod by (node level, position on its node,
+    node severity, node name), and each node's part is :func:`rank_for_eviction`'s."""
+    sizes = {"n0": 3, "n1": 1, "n2": 4, "n3": 0, "n4": 2, "n5": 3}
+    available = {"n0": 60.0, "n1": 20.0, "n2": 90.0, "n3": 10.0, "n4": 4096.0, "n5": 150.0}
+    pods = [
+        pod(f"{name}-{i}", name, request=f"{(i * 37) % 5 * 64}Mi", priority=(i % 2) * 100)
+        for name, count in sizes.items()
+        for i in range(count)
+    ]
+    working_set = {
+        (item.name, "app"): float((index * 53) % 7 * 40 * MI)
+        for index, item in enumerate(pods)
+        if index % 4
+    }
+    report = analyze_node_pressure(
+        snapshot([node(name) for name in sizes], pods),
+        history(
+            working_set=working_set,
+            memory_available={name: flat(value * MI) for name, value in available.items()},
+        ),
+    )
+    ranking = report.eviction_ranking
+    assert len(ranking) == len(pods)
+    assert [c.rank for c in ranking] == list(range(1, len(pods) + 1))
+    level = {"under_pressure": 0, "near_pressure": 1, "unknown": 2, "ok": 3}
+    position = {item.node: index for index, item in enumerate(report.nodes)}
+    keys = [(level[c.node_level.value], c.node_rank, position[c.node]) for c in ranking]
+    assert keys == sorted(keys)
+    assert len({c.node_level for c in ranking}) > 1, "more than one level is exercised"
+    usage = {
+        ("shop", item.name): (
+            working_set.get((item.name, "app")),
+            (item.name, "app") in working_set,
+        )
+        for item in pods
+    }
+    for name in sizes:
+        mine = [c.pod for c in ranking if c.node == name]
+        expected = rank_for_eviction([item for item in pods if item.node_name == name], usage)
+        assert mine == [ranked.pod.name for ranked in expected], name
+        predicted = [c.predicted_eviction for c in ranking if c.node == name]
+        assert predicted == sorted(predicted, reverse=True), "a prefix of each node's pods"
+
+
 def test_memory_pressure_without_a_signal_predicts_one_eviction() -> None:
     cluster = snapshot(
         [node("hot", conditions={"MemoryPressure": "True"})],
@@ -578,3 +626,19 @@ def test_the_report_serialises_to_json() -> None:
     assert document["evictionRanking"][0]["pod"] == "a"
     assert document["nodes"][0]["level"] == "ok"
     assert document["thresholds"]["memoryAvailableBytes"] == 100 * MI
+
+
+def test_the_fast_candidate_constructor_builds_what_the_dataclass_builds() -> None:
+    values = (
+        "shop", "web-1", "n", 3, 2, PressureLevel.NEAR_PRESSURE, "Burstable", 0,
+        200.0 * MI, 300.0 * MI, 100.0 * MI, True, True, False, "why",
+    )  # fmt: skip
+    fast = nodes_module._new_candidate(*values)
+    slow = EvictionCandidate(*values)
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert hash(fast) == hash(slow)
+    with pytest.raises(AttributeError):
+        fast.rank = 1  # type: ignore[misc]
+    with pytest.raises(ValueError, match="zip"):
+        nodes_module._new_candidate(*values[:-1])

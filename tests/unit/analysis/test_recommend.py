@@ -524,6 +524,51 @@ def test_what_if_repacks_with_the_recommended_requests() -> None:
     assert only_workload(report).cpu_request_change_cores == pytest.approx(2 * (0.475 - 5))
 
 
+# ---------------------------------------------------------------------------- top
+
+
+def deployment_pod(deployment: str, cpu_request: str) -> Pod:
+    """The recorded nginx pod, owned by a ReplicaSet of Deployment ``deployment``."""
+    raw = copy.deepcopy(recorded("pod-replicaset.json"))
+    raw["metadata"]["name"] = f"{deployment}-6d4cf56db6-7xk9z"
+    raw["metadata"]["ownerReferences"][0]["name"] = f"{deployment}-6d4cf56db6"
+    raw["spec"]["containers"][0]["resources"]["requests"]["cpu"] = cpu_request
+    return Pod.from_api(raw)
+
+
+def test_top_keeps_the_workloads_whose_requests_change_most_in_name_order() -> None:
+    """Four Deployments using 0.1 core each, requesting 1, 4, 2 and 3 cores: the two
+    that change most are the ones requesting 4 and 3 cores; memory is unmeasured, so
+    every memory change is zero and CPU alone ranks them."""
+    pods = tuple(
+        deployment_pod(name, request)
+        for name, request in (("alpha", "1"), ("bravo", "4"), ("charlie", "2"), ("delta", "3"))
+    )
+    snapshot = ClusterSnapshot(END, pods=pods)
+    usage = history(cpu={nginx(pod): steady_cpu(0.1) for pod in pods})
+    full = recommend_resources(snapshot, usage)
+    cut = recommend_resources(snapshot, usage, top=2)
+    assert [item.workload.name for item in full.workloads] == ["alpha", "bravo", "charlie", "delta"]
+    assert [item.workload.name for item in cut.workloads] == ["bravo", "delta"]
+    assert cut.workloads == (full.workloads[1], full.workloads[3])
+    # Memory is unmeasured for all four, so ``missing`` has four entries and is cut too:
+    # ``truncated`` names every list that had more than ``top`` items.
+    assert len(full.missing) == 4
+    assert cut.missing == full.missing[:2]
+    assert (cut.top, dict(cut.truncated)) == (2, {"workloads": 4, "missing": 4})
+    assert (full.top, dict(full.truncated)) == (None, {})
+    # Totals cover every workload, listed or not.
+    assert cut.cpu_requests_current_cores == full.cpu_requests_current_cores == 10.0
+    assert recommend_resources(snapshot, usage, top=4).workloads == full.workloads
+
+
+@pytest.mark.parametrize("top", [0, -1, 2.5, True, "3", 100_001])
+def test_top_must_be_a_whole_number_from_one(top: Any) -> None:
+    snapshot = ClusterSnapshot(END, pods=(web_pod(),))
+    with pytest.raises(KubepulseValueError, match="top must be a whole number between 1 and"):
+        recommend_resources(snapshot, history(), top=top)
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

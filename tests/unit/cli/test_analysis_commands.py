@@ -22,6 +22,7 @@ from kubepulse.analysis.resources import (
     result_document,
 )
 from kubepulse.cli import main
+from kubepulse.cli.analyses import truncation_note
 from kubepulse.cli.output import write_rows
 from kubepulse.cli.tables import resources_with_tables, table_for
 from tests.unit.analysis.small_cluster import NOW, FixedHistory, snapshot
@@ -51,6 +52,8 @@ def test_every_analysis_has_a_command_and_a_table() -> None:
          "--target must be one of balanced, performance, cost"),
         (("quota", "--window", "1s"), "--window must be between 1h and 90d"),
         (("breaches", "-n", "shop", "-A"), "give either -n NAMESPACE or -A, not both"),
+        (("breaches", "--top", "2.5"), "--top must be a whole number, got '2.5'"),
+        (("recommend", "--top", "0"), "--top must be between 1 and 100000, got 0"),
         (("pressure", "--prometheus-url", "http://127.0.0.1:9"),
          "--prometheus-url needs --local"),
     ],
@@ -62,9 +65,9 @@ def test_bad_flags_fail_before_any_connection(argv: tuple[str, ...], message: st
     assert message in err, err
 
 
-def _document(resource: str) -> dict[str, object]:
+def _document(resource: str, **given: str) -> dict[str, object]:
     analysis = next(item for item in ANALYSES if item.resource == resource)
-    params = parse_params(analysis, {})
+    params = parse_params(analysis, given)
     namespace = None if analysis.scope is Scope.CLUSTER else "shop"
     name = "web" if analysis.named else None
     inputs = AnalysisInputs(snapshot(), FixedHistory().fetch(NOW - 3_600_000, NOW), ())
@@ -105,3 +108,17 @@ def test_the_report_table_totals_the_namespace() -> None:
     cpu = next(row for row in rows if row["section"] == "total" and row["name"] == "cpu")
     # 2 x 100m requested, 2 x 200m limits, 2 x 190m used.
     assert (cpu["requests"], cpu["limits"], cpu["usage"]) == ("200m", "400m", "380m")
+
+
+def test_top_shortens_the_breach_table_and_says_what_was_cut() -> None:
+    table = table_for("limitbreaches")
+    full = _document("limitbreaches")
+    cut = _document("limitbreaches", top="1")
+    assert len(table.rows(cut)) < len(table.rows(full))
+    assert truncation_note(full) is None
+    note = truncation_note(cut)
+    assert note is not None
+    assert note.startswith("note: --top listed only the first items of ")
+    for name, count in cut["truncated"].items():  # type: ignore[attr-defined]
+        assert f"{name} ({count:,} items)" in note
+    assert note.endswith("leave out --top to list them all")

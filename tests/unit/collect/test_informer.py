@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+import kubepulse.collect.informer as informer_module
 from kubepulse.collect.informer import ClusterInformer
 from kubepulse.collect.lister import RESOURCE_KINDS
 from tests.unit.collect.fakeapi import END, FakeAPIServer, connection, pod
@@ -211,3 +212,29 @@ def test_an_error_event_restarts_the_watch_with_backoff_from_the_same_version(
     assert fake.watch_requests(PODS)[1].url.params["resourceVersion"] == "100"
     assert informer.list_counts()["pods"] == 1  # not a 410: no relist
     assert _pod_names(informer) == ["a", "b"]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_first_sync_freezes_the_objects_once_per_process(
+    monkeypatch: pytest.MonkeyPatch, freeze: bool
+) -> None:
+    """``gc.freeze`` is replaced by a counter: freezing the test process for real would
+    keep it for the rest of the session."""
+    calls: list[str] = []
+    monkeypatch.setattr(informer_module, "_frozen_already", [])
+    monkeypatch.setattr(informer_module.gc, "collect", lambda: calls.append("collect") or 0)
+    monkeypatch.setattr(informer_module.gc, "freeze", lambda: calls.append("freeze"))
+    for _ in range(2):
+        server = FakeAPIServer()
+        for kind in RESOURCE_KINDS:
+            server.collections[kind.collection_path()] = []
+        informer = ClusterInformer(
+            connection(), transport=server.transport(), freeze_after_sync=freeze
+        )
+        informer.start()
+        try:
+            assert informer.wait_synced(5)
+        finally:
+            server.stopped.set()
+            informer.close()
+    assert calls == (["collect", "freeze"] if freeze else [])

@@ -115,6 +115,9 @@ def test_history_is_asked_for_the_window_and_namespace(
         ("/limitbreaches?bogus=1", 400, "BadRequest", "has no parameter 'bogus'"),
         ("/namespaces/shop/recommendations?target=cheap", 400, "BadRequest",
          "balanced, performance, cost"),
+        ("/limitbreaches?top=2.5", 400, "BadRequest", "top must be a whole number, got '2.5'"),
+        ("/limitbreaches?top=0", 400, "BadRequest", "top must be between 1 and 100000, got 0"),
+        ("/recommendations?top=many", 400, "BadRequest", "top must be a whole number"),
         ("/namespaces/nowhere/reports", 404, "NotFound", "namespace 'nowhere' not found"),
         ("/namespaces/shop/hpametrics/nothing", 404, "NotFound", "nothing"),
         ("/nodepressure?node=node-z", 404, "NotFound", "node-z"),
@@ -158,3 +161,44 @@ def test_openapi_describes_the_parameters() -> None:
         "default": "90",
     }
     assert operation["x-kubepulse-kind"] == "LimitBreachReport"
+
+
+def test_top_cuts_every_list_and_says_how_long_each_was(client: TestClient) -> None:
+    full = client.get(GROUP + "/limitbreaches").json()
+    cut = client.get(GROUP + "/limitbreaches?top=1").json()
+    assert (full["settings"]["top"], cut["settings"]["top"]) == (None, 1)
+    assert full["truncated"] == {}
+    lists = [key for key, value in full.items() if isinstance(value, list)]
+    assert "containerEfficiency" in lists
+    for name in lists:
+        assert cut[name] == full[name][:1], name
+        if len(full[name]) > 1:
+            assert cut["truncated"][name] == len(full[name]), name
+        else:
+            assert name not in cut["truncated"], name
+    assert cut["truncated"], "the small cluster has lists longer than one item"
+    assert cut["summary"] == full["summary"], "counts cover every item"
+
+
+def test_top_reaches_the_recommendations(client: TestClient) -> None:
+    """The small cluster has one workload: nothing to cut, but ``top`` is echoed.
+
+    Which workloads are kept is tested in tests/unit/analysis/test_recommend.py.
+    """
+    full = client.get(GROUP + "/recommendations").json()
+    cut = client.get(GROUP + "/recommendations?top=1").json()
+    assert (full["top"], cut["top"]) == (None, 1)
+    assert cut["workloads"] == full["workloads"]
+    assert cut["truncated"] == {}
+
+
+def test_openapi_says_top_is_a_whole_number() -> None:
+    document = app_for(View(), FixedHistory()).openapi()
+    for resource in ("limitbreaches", "recommendations"):
+        operation = document["paths"][f"{GROUP}/{resource}"]["get"]
+        parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+        assert parameters["top"]["schema"] == {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100000,
+        }
