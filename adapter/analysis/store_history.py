@@ -21,37 +21,54 @@ is scraped as an annotated pod; the scraper then keeps the quota's namespace as
 
 **Locking.** The store is not thread-safe; pass the lock the scraper holds
 (:attr:`adapter.sources.embedded.EmbeddedSource.lock`). It is taken for each selection
-and for each series' samples, never for the computation, so scrapes go on while a long
-history is built.
+and once per batch of :data:`LOCKED_BATCH` series, only to copy what the window needs:
+the window's samples when it lies within the newest chunk range (the head), else the
+head's samples and the sealed chunks' bytes. Chunks are decoded and everything is
+transformed outside it, so scrapes go on while a long history is built.
+
+**Cost.** At 50,000 pods a history reads hundreds of thousands of series on one grid,
+so the transforms go through :class:`~kubepulse.analysis.measures.GridReader` (the
+windows of each grid point found once per distinct scrape timestamps, whole-list
+arithmetic instead of a loop per point) and the figures of keys that one series makes
+are kept as they come (:meth:`~kubepulse.analysis.measures.HistoryAssembler.add_grid_points`).
+The result is the same as transforming each series with
+:func:`~kubepulse.analysis.measures.rate_points` and friends
+(``tests/unit/adapter/test_store_history_fast.py`` compares the two).
+``bench/analysis_api_bench.py`` measures it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Final, NamedTuple
 
 from kubepulse.analysis.inputs import UsageHistory
 from kubepulse.analysis.measures import (
     DEFAULT_GRID_POINTS,
     INSTANT_LOOKBACK_MS,
     MEASURES,
+    GridReader,
     HistoryAssembler,
     Measure,
     Selection,
     Transform,
     choose_step,
     evaluation_grid,
-    gauge_points,
-    grid_samples,
-    increment_instants,
     key_of,
     lookback_for,
-    rate_points,
 )
-from kubepulse.store import Series, TimeSeriesStore
+from kubepulse.store import Series, TimeSeriesStore, decode_chunk
+from kubepulse.store.chunk import chunk_time_range
 
-__all__ = ["StoreHistory", "store_history"]
+__all__ = ["LOCKED_BATCH", "StoreHistory", "store_history"]
+
+LOCKED_BATCH: Final = 256
+"""How many series' samples are copied per hold of the scraper's lock: enough to make
+taking it cheap, few enough that a scrape waits a few milliseconds at most."""
 
 
 def _selected(
@@ -82,12 +99,75 @@ def _selected(
     return selected
 
 
-def _samples(
-    series: Series, lock: threading.Lock | contextlib.nullcontext[None], start_ms: int, end_ms: int
-) -> Iterator[tuple[int, float]]:
-    with lock:
+class _Copied(NamedTuple):
+    """What one series holds for a window, copied under the lock, decoded outside it."""
+
+    chunks: tuple[bytes, ...]
+    head_timestamps: array[int]
+    head_values: array[float]
+
+
+def _copy(series: Series, start_ms: int, end_ms: int, chunk_range_ms: int) -> _Copied:
+    """The head, and the sealed chunks too when the window starts before the head.
+
+    Under the lock: copies only (the head's arrays, the chunks' bytes), no decoding.
+    A window within the newest chunk range, where the head is (the usual 5 m window of
+    node pressure), takes only its samples: :meth:`Series.samples` then decodes nothing
+    unless a checkpoint or compaction sealed that range early.
+    """
+    last_ms = series.last_timestamp_ms
+    if last_ms is None or last_ms < start_ms:
+        return _Copied((), array("q"), array("d"))  # nothing recent: a pod gone before
+    if start_ms >= last_ms - last_ms % chunk_range_ms:
         timestamps, values = series.samples(start_ms, end_ms)
-    return zip(timestamps, values, strict=True)
+        return _Copied((), timestamps, values)
+    head_timestamps, head_values = series.head
+    if head_timestamps and head_timestamps[0] <= start_ms:
+        return _Copied((), head_timestamps, head_values)
+    return _Copied(series.chunks, head_timestamps, head_values)
+
+
+def _decoded(copied: _Copied, start_ms: int, end_ms: int) -> tuple[array[int], array[float]]:
+    """The samples with ``start_ms <= timestamp <= end_ms``, as :meth:`Series.samples`."""
+    timestamps: array[int] = array("q")
+    values: array[float] = array("d")
+    if start_ms > end_ms:
+        return timestamps, values
+    for chunk in copied.chunks:
+        first_ms, last_ms = chunk_time_range(chunk)
+        if last_ms < start_ms or first_ms > end_ms:
+            continue
+        chunk_timestamps, chunk_values = decode_chunk(chunk)
+        begin = bisect_left(chunk_timestamps, start_ms)
+        end = bisect_right(chunk_timestamps, end_ms)
+        timestamps.extend(chunk_timestamps[begin:end])
+        values.extend(chunk_values[begin:end])
+    head_timestamps = copied.head_timestamps
+    begin = bisect_left(head_timestamps, start_ms)
+    end = bisect_right(head_timestamps, end_ms)
+    if not timestamps:
+        if begin == 0 and end == len(head_timestamps):
+            return head_timestamps, copied.head_values  # copies already: no need for more
+        return head_timestamps[begin:end], copied.head_values[begin:end]
+    timestamps.extend(head_timestamps[begin:end])
+    values.extend(copied.head_values[begin:end])
+    return timestamps, values
+
+
+def _batches(
+    series: Sequence[Series],
+    lock: threading.Lock | contextlib.nullcontext[None],
+    start_ms: int,
+    end_ms: int,
+    chunk_range_ms: int,
+) -> Iterator[tuple[array[int], array[float]]]:
+    """The samples of each series in the window, in order; the lock held once per batch."""
+    for first in range(0, len(series), LOCKED_BATCH):
+        batch = series[first : first + LOCKED_BATCH]
+        with lock:
+            copies = [_copy(one, start_ms, end_ms, chunk_range_ms) for one in batch]
+        for copied in copies:
+            yield _decoded(copied, start_ms, end_ms)
 
 
 def store_history(
@@ -116,23 +196,28 @@ def store_history(
     )
     wanted_namespaces = None if namespaces is None else frozenset(namespaces)
     assembler = HistoryAssembler(start_ms, end_ms)
+    reader = GridReader(grid, lookback_ms)
     for row in MEASURES:
         reach_ms = INSTANT_LOOKBACK_MS if row.transform is Transform.INCREMENTS else lookback_ms
         for part, metric in enumerate(row.metrics):
+            keyed: list[tuple[str, ...]] = []
+            selected: list[Series] = []
             for series in _selected(store, guard, row, metric, namespaces=namespaces, nodes=nodes):
                 key = key_of(row, series.labels, wanted_namespaces)
-                if key is None:
-                    continue
-                samples = _samples(series, guard, grid[0] - reach_ms, grid[-1])
+                if key is not None:
+                    keyed.append(key)
+                    selected.append(series)
+            chunk_range_ms = store.settings.chunk_range_ms
+            samples = _batches(selected, guard, grid[0] - reach_ms, grid[-1], chunk_range_ms)
+            for key, (timestamps, values) in zip(keyed, samples, strict=True):
                 if row.transform is Transform.INCREMENTS:
-                    counter = grid_samples(samples, grid)
-                    assembler.add_instants(row, key, increment_instants(counter))
+                    assembler.add_instants(row, key, reader.increment_instants(timestamps, values))
                 elif row.transform is Transform.GAUGE:
                     assert row.reduce is not None  # a gauge row always has its reduce
-                    points = gauge_points(samples, grid, lookback_ms, row.reduce)
-                    assembler.add_points(row, key, points, part)
+                    points = reader.gauge(timestamps, values, row.reduce)
+                    assembler.add_grid_points(row, key, points, part)
                 else:
-                    assembler.add_points(row, key, rate_points(samples, grid, lookback_ms), part)
+                    assembler.add_grid_points(row, key, reader.rate(timestamps, values), part)
     return assembler.history()
 
 
