@@ -69,7 +69,7 @@ from starlette.responses import JSONResponse
 from synthetic_cluster import synthetic_cluster
 
 from adapter.analysis.store_history import StoreHistory
-from kubepulse.analysis.inputs import ClusterSnapshot, UsageHistory
+from kubepulse.analysis.inputs import MEASUREMENT_FIELDS, ClusterSnapshot, UsageHistory
 from kubepulse.analysis.registry import find_analysis
 from kubepulse.analysis.resources import (
     AnalysisInputs,
@@ -188,16 +188,7 @@ def fill_store(snapshot: ClusterSnapshot, seed: int = 11) -> TimeSeriesStore:
 def _history_digest(history: UsageHistory) -> str:
     """A digest of every figure of ``history``, independent of dict order."""
     digest = hashlib.sha256()
-    for field in (
-        "cpu_cores",
-        "memory_working_set_bytes",
-        "cpu_throttled_ratio",
-        "oom_kill_ms",
-        "node_pressure",
-        "node_memory_available_bytes",
-        "node_ephemeral_storage_available_bytes",
-        "quota_used",
-    ):
+    for field in MEASUREMENT_FIELDS:
         figures = getattr(history, field)
         for key in sorted(figures, key=repr):
             digest.update(repr((field, key, figures[key])).encode())

@@ -33,6 +33,7 @@ from kubepulse.errors import KubepulseValueError, UnknownObjectError
 from kubepulse.model import Namespace, Node, Pod, ResourceQuota
 
 __all__ = [
+    "MEASUREMENT_FIELDS",
     "ClusterSnapshot",
     "ContainerRef",
     "QuotaRef",
@@ -97,6 +98,20 @@ class TimeSeries:
         ordered = sorted(latest.items())
         return cls(tuple(t for t, _ in ordered), tuple(v for _, v in ordered))
 
+    @classmethod
+    def trusted(cls, timestamps_ms: tuple[int, ...], values: tuple[float, ...]) -> TimeSeries:
+        """A series from parts already known valid, without :meth:`__post_init__`'s checks.
+
+        For callers that build series by the ten thousand from parts valid by
+        construction (a slice of a valid series, a grid's points with finite values):
+        checking every pair again costs more than making them. The caller guarantees
+        what the checks would: strictly increasing timestamps, finite values, one each.
+        """
+        series = object.__new__(cls)
+        object.__setattr__(series, "timestamps_ms", timestamps_ms)
+        object.__setattr__(series, "values", values)
+        return series
+
     def __len__(self) -> int:
         return len(self.values)
 
@@ -121,12 +136,9 @@ class TimeSeries:
         if low == 0 and high == len(timestamps):
             # Series are immutable: the usual window (the whole history) is the series.
             return self
-        # A slice of a valid series is valid, so __post_init__'s checks are skipped: the
-        # analyzers slice every container's series on every call.
-        window = object.__new__(TimeSeries)
-        object.__setattr__(window, "timestamps_ms", timestamps[low:high])
-        object.__setattr__(window, "values", self.values[low:high])
-        return window
+        # A slice of a valid series is valid: the analyzers slice every container's
+        # series on every call.
+        return TimeSeries.trusted(timestamps[low:high], self.values[low:high])
 
     def last(self) -> float | None:
         """The newest value, ``None`` when empty."""
@@ -146,6 +158,19 @@ def _empty() -> Mapping[Any, Any]:
 
 def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(dict(mapping))
+
+
+MEASUREMENT_FIELDS: Final = (
+    "cpu_cores",
+    "memory_working_set_bytes",
+    "cpu_throttled_ratio",
+    "oom_kill_ms",
+    "node_pressure",
+    "node_memory_available_bytes",
+    "node_ephemeral_storage_available_bytes",
+    "quota_used",
+)
+"""The figures of a :class:`UsageHistory`, the fields besides its range."""
 
 
 @dataclass(frozen=True)
@@ -283,16 +308,7 @@ class UsageHistory:
             raise KubepulseValueError(
                 f"usage history ends ({self.end_ms}) before it starts ({self.start_ms})"
             )
-        for name in (
-            "cpu_cores",
-            "memory_working_set_bytes",
-            "cpu_throttled_ratio",
-            "oom_kill_ms",
-            "node_pressure",
-            "node_memory_available_bytes",
-            "node_ephemeral_storage_available_bytes",
-            "quota_used",
-        ):
+        for name in MEASUREMENT_FIELDS:
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     @property

@@ -19,7 +19,7 @@ import threading
 import pytest
 
 from adapter.analysis.store_history import LOCKED_BATCH, StoreHistory, store_history
-from kubepulse.analysis.inputs import UsageHistory
+from kubepulse.analysis.inputs import MEASUREMENT_FIELDS, UsageHistory
 from kubepulse.analysis.measures import (
     INSTANT_LOOKBACK_MS,
     MEASURES,
@@ -39,16 +39,6 @@ from kubepulse.store import TimeSeriesStore
 
 S = 15_000
 T0 = 1_700_000_000_000
-FIELDS = (
-    "cpu_cores",
-    "memory_working_set_bytes",
-    "cpu_throttled_ratio",
-    "oom_kill_ms",
-    "node_pressure",
-    "node_memory_available_bytes",
-    "node_ephemeral_storage_available_bytes",
-    "quota_used",
-)
 
 
 def reference_history(
@@ -155,7 +145,7 @@ def test_the_history_equals_the_one_by_definition(seed: int) -> None:
         expected = reference_history(store, start, end, step, namespaces, nodes)
         assert fast == expected
         assert expected.cpu_cores or expected.node_pressure  # something was compared
-        for field in FIELDS:
+        for field in MEASUREMENT_FIELDS:
             assert list(getattr(fast, field)) == list(getattr(expected, field))  # key order
 
 
