@@ -26,8 +26,9 @@ is ``1n`` and never zero. Nothing else is ever rounded.
 
 from __future__ import annotations
 
+import math
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_UP, Context, Decimal, Inexact, InvalidOperation
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from kubepulse.errors import KubepulseValueError
 
@@ -182,6 +183,13 @@ def format_quantity(value: QuantityLike, *, binary: bool = False) -> str:
     Raises:
         QuantityError: ``value`` is not a finite number (or a quantity string).
     """
+    if (
+        type(value) is float
+        and not binary
+        and math.isfinite(value)
+        and abs(value) < _FLOAT_SHORT_CUT_LIMIT
+    ):
+        return _format_float_decimal(value)
     number = parse_quantity(value)
     if number.is_zero():
         return "0"
@@ -191,6 +199,42 @@ def format_quantity(value: QuantityLike, *, binary: bool = False) -> str:
         if binary_form is not None:
             return sign + binary_form
     return sign + _format_decimal(number.copy_abs())
+
+
+# SI suffixes by power of 1,000 above the nano: 1n, 1u, 1m, 1, 1k ... 1E.
+_SI_SUFFIXES_FROM_NANO: Final = ("n", "u", "m", "", "k", "M", "G", "T", "P", "E")
+# Above this magnitude floats take the Decimal path: values whose canonical form may
+# need an exponent beyond E (1e21...), far from anything a metric answers.
+_FLOAT_SHORT_CUT_LIMIT: Final = 1e17
+
+
+def _format_float_decimal(value: float) -> str:
+    """:func:`format_quantity` of a finite float below 1e17 in magnitude, decimal form.
+
+    The same string as the Decimal path, about eight times faster: a 5,000-pod custom
+    metrics answer formats 5,000 of them. The float's shortest ``repr`` (the number
+    :func:`parse_quantity` reads) is counted in nanos, rounded away from zero as
+    Kubernetes does, and written with the largest SI suffix that keeps it whole.
+    ``tests/unit/adapter/api/test_common.py`` holds it to the Decimal path.
+    """
+    # repr is "123.456", "1e-05" or "1.5e+16": digits and a power of ten, read exactly
+    mantissa, _, power = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = int(whole + fraction)
+    shift = (int(power) if power else 0) - len(fraction) + 9
+    if shift >= 0:
+        nanos = digits * 10**shift
+    else:
+        nanos, below_a_nano = divmod(digits, 10**-shift)
+        nanos += 1 if below_a_nano else 0  # away from zero, to the next nano
+    if nanos == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    thousands = 0
+    while thousands < len(_SI_SUFFIXES_FROM_NANO) - 1 and not nanos % 1000:
+        nanos //= 1000
+        thousands += 1
+    return f"{sign}{nanos}{_SI_SUFFIXES_FROM_NANO[thousands]}"
 
 
 def to_milli(value: QuantityLike) -> int:

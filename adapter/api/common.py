@@ -11,19 +11,15 @@ path such as ``/namespaces/..%2F../pods/x/m`` or a megabyte of selector is a 400
 - selectors are at most ``max_selector_length`` characters.
 
 The JSON pieces are on the hot path of a ``pods/*`` answer: a 5,000-pod answer formats
-5,000 quantities and timestamps. :func:`quantity` therefore takes a short cut for floats
-(integer arithmetic on the nanos instead of the general Decimal pipeline of
-:func:`~kubepulse.quantity.format_quantity`, the same string, about eight times faster)
-and :func:`rfc3339` remembers the last few thousand seconds it formatted (the items of
-one answer share a handful of timestamps). ``bench/scrape_bench.py --encode`` measures
-both; ``tests/unit/adapter/api/test_common.py`` proves the short cut gives
-``format_quantity``'s answer.
+5,000 quantities and timestamps. :func:`~kubepulse.quantity.format_quantity` has a short
+cut for floats for it, and :func:`rfc3339` remembers the last few thousand seconds it
+formatted (the items of one answer share a handful of timestamps).
+``bench/scrape_bench.py --encode`` measures both.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import re
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -163,42 +159,9 @@ def _rfc3339_seconds(seconds: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# SI suffixes by power of 1,000 above the nano: 1n, 1u, 1m, 1, 1k ... 1E.
-_SI_SUFFIXES: Final = ("n", "u", "m", "", "k", "M", "G", "T", "P", "E")
-# Above this magnitude the general path is taken: values whose canonical form may need
-# an exponent beyond E (1e21...), far from anything a metric answers.
-_FAST_QUANTITY_LIMIT: Final = 1e17
-
-
 def quantity(value: float) -> str:
-    """``value`` as a canonical Kubernetes quantity string (``0.5`` is ``500m``).
-
-    Exactly :func:`~kubepulse.quantity.format_quantity`'s answer. For finite floats below
-    1e17 in magnitude it is computed directly: the float's shortest ``repr`` (the number
-    ``format_quantity`` reads) is counted in nanos, rounded away from zero as Kubernetes
-    does, and written with the largest SI suffix that keeps it whole. Anything else (ints,
-    NaN and infinities, which raise there, huge values) goes through ``format_quantity``.
-    """
-    if type(value) is not float or not math.isfinite(value) or abs(value) >= _FAST_QUANTITY_LIMIT:
-        return format_quantity(value)
-    # repr is "123.456", "1e-05" or "1.5e+16": digits and a power of ten, read exactly
-    mantissa, _, power = repr(abs(value)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = int(whole + fraction)
-    shift = (int(power) if power else 0) - len(fraction) + 9
-    if shift >= 0:
-        nanos = digits * 10**shift
-    else:
-        nanos, below_a_nano = divmod(digits, 10**-shift)
-        nanos += 1 if below_a_nano else 0  # away from zero, to the next nano
-    if nanos == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    thousands = 0
-    while thousands < len(_SI_SUFFIXES) - 1 and not nanos % 1000:
-        nanos //= 1000
-        thousands += 1
-    return f"{sign}{nanos}{_SI_SUFFIXES[thousands]}"
+    """``value`` as a canonical Kubernetes quantity string (``0.5`` is ``500m``)."""
+    return format_quantity(value)
 
 
 def selector_to_api(selector: LabelSelector) -> dict[str, Any] | None:
