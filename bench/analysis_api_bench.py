@@ -269,13 +269,26 @@ def _profile(run: Callable[[], Any], label: str, lines: int = 25) -> None:
         _progress(f"--- profile of {label}, by {order} ---\n{text.getvalue()}")
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number of at least 1, got {text!r}")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pods", type=int, default=50_000)
-    parser.add_argument("--nodes", type=int, default=1_000)
-    parser.add_argument("--namespaces", type=int, default=None, help="default: one per 5,000 pods")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pods", type=_at_least_one, default=50_000)
+    parser.add_argument("--nodes", type=_at_least_one, default=1_000)
+    parser.add_argument(
+        "--namespaces", type=_at_least_one, default=None, help="default: one per 5,000 pods"
+    )
+    parser.add_argument("--repeat", type=_at_least_one, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile the fetches")
     parser.add_argument(
         "--quick", action="store_true", help="2,000 pods on 40 nodes, one run (a smoke test)"

@@ -341,14 +341,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         arguments.freshness_changes, arguments.analysis_repeat = 2, 2
         arguments.scrape_interval, arguments.prometheus_warmup = 5, 40.0
         arguments.retention_pods, arguments.retention_hours = 40, 2.0
+    try:
+        tiers = tuple(int(tier) for tier in arguments.tiers.split(","))
+    except ValueError:
+        parser.error(
+            "--tiers wants pod counts separated by commas, like 100,1000,5000;"
+            f" got {arguments.tiers!r}"
+        )
+    try:
+        arguments.layout = RigLayout(arguments.nodes, arguments.pods, tiers)
+    except ValueError as error:
+        parser.error(str(error))
     return arguments
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_args(argv)
-    layout = RigLayout(
-        arguments.nodes, arguments.pods, tuple(int(t) for t in arguments.tiers.split(","))
-    )
+    layout: RigLayout = arguments.layout
     if arguments.retention_only:
         print(
             json.dumps(

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from bench.scale_rig import parse_args
 from kubepulse.selector import parse_selector
 from tests.cluster.scale import RigLayout, parse_series_key, pod_manifest, synthetic_pods
 from tests.cluster.synthetic_exporter import SyntheticPage, synthetic_cluster
@@ -106,3 +107,22 @@ def test_set_gauge_refuses_counters_and_unknown_names() -> None:
     with pytest.raises(ValueError, match="not a gauge"):
         page.set_gauge("no_such_metric", {}, 1.0)
     assert page.set_gauge("kubepulse_container_memory_working_set_bytes", {"pod": "nope"}, 1) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--pods", "100", "--tiers", "100,1000"],
+            "cannot fill the largest selector tier",
+        ),
+        (["--tiers", "a,b"], "--tiers wants pod counts separated by commas"),
+    ],
+)
+def test_the_bench_refuses_a_rig_it_cannot_build_before_starting_anything(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
