@@ -11,7 +11,10 @@ started at different moments within a slot, scraping one real
 ``examples/instrumented_app.py`` process under a steady load on loopback. The objects
 come from an in-memory resolver: kube-apiserver plays no part in what is compared.
 
-Checked: the stored timestamps of every series are identical in both replicas; the
+Checked: every series holds one sample per slot in both replicas, and the samples of
+most slots carry the identical slot time in both (a scrape that starts more than
+``timestamp_tolerance_ms`` late, as when the shared machine stalls this one test process
+and so both replicas at once, is stamped with its actual start, as designed); the
 request rate, the p95 latency and the queue depth over 30 s agree (rate and queue within
 5 %, p95 within 10 %: at 40 requests/s a slot's two scrapes a few hundred ms apart differ
 by a handful of requests out of ~1,200 in the window, and the p95 interpolates within
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +111,20 @@ def timestamps(replica: Replica) -> dict[Any, tuple[int, ...]]:
         }
 
 
+def phase_ms(series: dict[Any, tuple[int, ...]]) -> int:
+    """The target's phase on the interval grid: where most of its samples fall."""
+    interval_ms = round(INTERVAL_S * 1000)
+    phases = Counter(t % interval_ms for stamps in series.values() for t in stamps)
+    return phases.most_common(1)[0][0]
+
+
+def in_window(stamps: tuple[int, ...], phase: int, now_ms: int) -> dict[int, int]:
+    """The samples of the 30 s before ``now_ms``, by the slot each was scraped for."""
+    interval_ms = round(INTERVAL_S * 1000)
+    by_slot = {t - (t - phase) % interval_ms: t for t in stamps}
+    return {slot: t for slot, t in by_slot.items() if now_ms - 30_000 <= slot <= now_ms}
+
+
 def test_two_replicas_hold_the_same_timestamps_and_answer_alike(
     replicas: tuple[Replica, Replica, list[int]],
 ) -> None:
@@ -116,10 +134,16 @@ def test_two_replicas_hold_the_same_timestamps_and_answer_alike(
     now[0] = (int(time.time()) - 2) * 1000
     a, b = timestamps(first), timestamps(second)
     assert a.keys() == b.keys()
+    phase = phase_ms(a)
+    on_slot = compared = 0
     for key in a:
-        shared = [t for t in a[key] if t <= now[0] and t >= now[0] - 30_000]
-        assert shared == [t for t in b[key] if t <= now[0] and t >= now[0] - 30_000], key
-        assert len(shared) >= 25, (key, shared)
+        slots_a, slots_b = in_window(a[key], phase, now[0]), in_window(b[key], phase, now[0])
+        assert slots_a.keys() == slots_b.keys(), (key, sorted(slots_a.keys() ^ slots_b.keys()))
+        assert len(slots_a) >= 25, (key, slots_a)
+        compared += len(slots_a)
+        on_slot += sum(slots_a[slot] == slots_b[slot] == slot for slot in slots_a)
+    print(f"{on_slot} of {compared} samples carry the identical slot time in both replicas")
+    assert on_slot >= 0.8 * compared, (on_slot, compared)
     for metric, statistic, tolerance in (
         ("http_requests_total", "rate", 0.05),
         ("http_request_duration_seconds", "p95", 0.10),
