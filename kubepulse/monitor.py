@@ -283,16 +283,20 @@ class K8sResourceMonitor:
         predict_evictions: bool = True,
         *,
         node: str | None = None,
+        top: int | None = None,
     ) -> NodePressureReport:
         """Node pressure, capacity against requests and usage, and eviction risk per pod.
 
-        See :func:`kubepulse.analysis.nodes.analyze_node_pressure`.
+        ``top`` lists only the ``top`` pods most at risk of eviction (at 50,000 pods the
+        full ranking is most of the analysis' time and some 20 MB of JSON). See
+        :func:`kubepulse.analysis.nodes.analyze_node_pressure`.
         """
         result: NodePressureReport = self._answer(
             "nodepressure",
             includeSchedulingHints=include_scheduling_hints,
             predictEvictions=predict_evictions,
             node=node,
+            top=top,
         )
         return result
 

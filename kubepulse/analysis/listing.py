@@ -3,10 +3,11 @@
 At 50,000 pods a limit-breach report lists about 130,000 efficiency figures and
 serialises to some 110 MB of JSON; nobody reads that, and an API client may not even
 hold it. Analyzers whose lists grow with the number of containers (limit breaches,
-recommendations) therefore take ``top``: each list keeps only its first ``top`` items,
-in the list's own order (worst or largest first), while the report's counts still
-cover every item. What was cut is recorded per list, under the name the API gives
-the list, so that a reader can tell a short list from a cut one.
+recommendations, node pressure's eviction ranking) therefore take ``top``: each list
+keeps only its first ``top`` items, in the list's own order (worst or largest first),
+while the report's counts still cover every item. What was cut is recorded per list,
+under the name the API gives the list, so that a reader can tell a short list from a
+cut one.
 
 ``top=None`` keeps everything, which is the default everywhere.
 """

@@ -40,8 +40,9 @@ import enum
 import itertools
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any, Final
 
 from kubepulse.analysis.fragmentation import (
@@ -54,6 +55,7 @@ from kubepulse.analysis.fragmentation import (
     free_room,
 )
 from kubepulse.analysis.inputs import ClusterSnapshot, ContainerRef, TimeSeries, UsageHistory
+from kubepulse.analysis.listing import Truncation, check_top
 from kubepulse.errors import KubepulseValueError, UnknownObjectError
 from kubepulse.model import CPU, EPHEMERAL_STORAGE, MEMORY, PODS, Node, Pod, QosClass
 from kubepulse.quantity import QuantityError, memory_bytes
@@ -389,6 +391,11 @@ class NodePressureReport:
     nodes_near_pressure: int
     missing_data: tuple[str, ...]
     """What was not measured, in words (``node-a: no memory.available series``)."""
+    top: int | None = None
+    """Only the first ``top`` candidates of ``eviction_ranking`` are listed; None: every
+    evictable pod. The per-node figures always cover every pod."""
+    truncated: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """With ``top``: ``{"evictionRanking": N}`` when the ranking had N > ``top`` pods."""
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -1023,14 +1030,16 @@ def _by_level_then_severity(item: _NodeWork) -> tuple[int, float, str]:
     return _LEVEL_ORDER[item.pressure.level], item.severity, item.pressure.node
 
 
-def _candidates(work: Sequence[_NodeWork]) -> tuple[EvictionCandidate, ...]:
+def _candidates(work: Sequence[_NodeWork], top: int | None) -> list[EvictionCandidate]:
     """Interleave the nodes' orders: by node level, then round, then node severity.
 
     That is the order of a sort by (node level, position on the node, node severity, node
     name). It is produced without a key per pod: the nodes are sorted by (level,
     severity, name), and within each level the first pod of each node comes, in that
-    order, then the second pod of each, and so on.
+    order, then the second pod of each, and so on. With ``top`` only the first ``top``
+    candidates are built: at 50,000 pods building every one is most of the analysis.
     """
+    limit = math.inf if top is None else top
     nodes = sorted(work, key=_by_level_then_severity)
     # One constructor call per pod, positional and inline (see _new_candidate).
     candidates: list[EvictionCandidate] = []
@@ -1044,10 +1053,12 @@ def _candidates(work: Sequence[_NodeWork]) -> tuple[EvictionCandidate, ...]:
             if item.ordered
         ]
         position = 0
-        while active:
+        while active and rank < limit:
             index = position
             position += 1
             for pressure, ordered, predicted in active:
+                if rank >= limit:
+                    break
                 row = ordered[index]
                 pod, request, usage, measured, exceeds = row
                 priority = pod.priority or 0
@@ -1073,7 +1084,7 @@ def _candidates(work: Sequence[_NodeWork]) -> tuple[EvictionCandidate, ...]:
                     )
                 )
             active = [member for member in active if len(member[1]) > position]
-    return tuple(candidates)
+    return candidates
 
 
 # ---------------------------------------------------------------------------- scheduling
@@ -1281,6 +1292,7 @@ def analyze_node_pressure(
     memory_available_threshold: str = "100Mi",
     nodefs_available_percent: float = 10.0,
     tolerated_taint_keys: Collection[str] = (),
+    top: int | None = None,
 ) -> NodePressureReport:
     """Pressure, room and eviction risk per node; see the module docstring.
 
@@ -1302,12 +1314,16 @@ def analyze_node_pressure(
         tolerated_taint_keys: taint keys every pod tolerates, so that nodes carrying them
             still count as schedulable (for example ``kwok.x-k8s.io/node`` on kwok
             clusters); pods' own tolerations are not in the snapshot.
+        top: list only the first ``top`` pods of the eviction ranking (the most at risk);
+            the report's ``truncated`` says how many there were.
 
     Raises:
         KubepulseValueError: ``node`` is not in the snapshot (the message lists some that
-            are), or a threshold is malformed or out of range.
+            are), a threshold is malformed or out of range, or ``top`` is not a whole
+            number from 1 to :data:`~kubepulse.analysis.listing.MAXIMUM_TOP`.
     """
     thresholds = _parse_thresholds(memory_available_threshold, nodefs_available_percent)
+    top = check_top(top)
     if node is not None and snapshot.node(node) is None:
         raise _unknown_node_error(node, snapshot)
     cache = RequestCache()
@@ -1340,7 +1356,12 @@ def analyze_node_pressure(
         key=lambda item: (_LEVEL_ORDER[item.pressure.level], item.severity, item.pressure.node)
     )
     nodes = tuple(item.pressure for item in work)
-    ranking = _candidates(work) if predict_evictions else ()
+    cut = Truncation(top)
+    ranking = cut.first(
+        "evictionRanking",
+        _candidates(work, top) if predict_evictions else (),
+        total=sum(len(item.ordered) for item in work),
+    )
     scheduling = _scheduling(snapshot, rooms, cache)
     hints = _hints(nodes, rooms, scheduling) if include_scheduling_hints else ()
     return NodePressureReport(
@@ -1356,4 +1377,6 @@ def analyze_node_pressure(
         nodes_under_pressure=sum(1 for n in nodes if n.level is PressureLevel.UNDER_PRESSURE),
         nodes_near_pressure=sum(1 for n in nodes if n.level is PressureLevel.NEAR_PRESSURE),
         missing_data=tuple(missing),
+        top=top,
+        truncated=MappingProxyType(cut.full_lengths),
     )

@@ -110,6 +110,7 @@ def _pressure(inputs: AnalysisInputs, request: AnalysisRequest) -> NodePressureR
         node=params["node"],
         memory_available_threshold=params["memoryAvailableThreshold"],
         nodefs_available_percent=params["nodefsAvailablePercent"],
+        top=_top_count(params),
     )
 
 
@@ -212,6 +213,7 @@ ANALYSES: Final[tuple[Analysis, ...]] = (
             _percent(
                 "nodefsAvailablePercent", "10", "the kubelet's threshold nodefs.available, in %"
             ),
+            _top("list only the N pods most at risk of eviction (node figures cover all)"),
         ),
         history_ms=_fixed(5 * _MINUTE_MS),
         run=_pressure,

@@ -75,6 +75,13 @@ def test_top_reaches_the_recommendations(monitor: K8sResourceMonitor) -> None:
     assert cut.workloads == full.workloads[:1]
 
 
+def test_top_reaches_the_eviction_ranking(monitor: K8sResourceMonitor) -> None:
+    full = monitor.analyze_node_pressure()
+    cut = monitor.analyze_node_pressure(top=1)
+    assert (full.top, cut.top) == (None, 1)
+    assert cut.eviction_ranking == full.eviction_ranking[:1]
+
+
 @pytest.mark.parametrize(
     ("top", "message"),
     [

@@ -465,10 +465,8 @@ def test_nodes_under_pressure_come_first_then_round_by_round() -> None:
     ]
 
 
-def test_the_cluster_ranking_is_the_sort_by_level_round_and_severity() -> None:
-    """Nodes with different numbers of pods at the same level: the interleaving built
-    round by round equals a sort of every pod by (node level, position on its node,
-    node severity, node name), and each node's part is :func:`rank_for_eviction`'s."""
+def interleaving_cluster() -> tuple[ClusterSnapshot, UsageHistory, list[Pod], dict[Any, float]]:
+    """Six nodes with 0 to 4 pods each, at several pressure levels, some pods unmeasured."""
     sizes = {"n0": 3, "n1": 1, "n2": 4, "n3": 0, "n4": 2, "n5": 3}
     available = {"n0": 60.0, "n1": 20.0, "n2": 90.0, "n3": 10.0, "n4": 4096.0, "n5": 150.0}
     pods = [
@@ -481,13 +479,19 @@ def test_the_cluster_ranking_is_the_sort_by_level_round_and_severity() -> None:
         for index, item in enumerate(pods)
         if index % 4
     }
-    report = analyze_node_pressure(
-        snapshot([node(name) for name in sizes], pods),
-        history(
-            working_set=working_set,
-            memory_available={name: flat(value * MI) for name, value in available.items()},
-        ),
+    usage = history(
+        working_set=working_set,
+        memory_available={name: flat(value * MI) for name, value in available.items()},
     )
+    return snapshot([node(name) for name in sizes], pods), usage, pods, working_set
+
+
+def test_the_cluster_ranking_is_the_sort_by_level_round_and_severity() -> None:
+    """Nodes with different numbers of pods at the same level: the interleaving built
+    round by round equals a sort of every pod by (node level, position on its node,
+    node severity, node name), and each node's part is :func:`rank_for_eviction`'s."""
+    cluster, usage_history, pods, working_set = interleaving_cluster()
+    report = analyze_node_pressure(cluster, usage_history)
     ranking = report.eviction_ranking
     assert len(ranking) == len(pods)
     assert [c.rank for c in ranking] == list(range(1, len(pods) + 1))
@@ -503,12 +507,43 @@ def test_the_cluster_ranking_is_the_sort_by_level_round_and_severity() -> None:
         )
         for item in pods
     }
-    for name in sizes:
+    for name in {item.node_name for item in pods}:
         mine = [c.pod for c in ranking if c.node == name]
         expected = rank_for_eviction([item for item in pods if item.node_name == name], usage)
         assert mine == [ranked.pod.name for ranked in expected], name
         predicted = [c.predicted_eviction for c in ranking if c.node == name]
         assert predicted == sorted(predicted, reverse=True), "a prefix of each node's pods"
+
+
+@pytest.mark.parametrize("top", [1, 2, 5, 7, 12, 13, 100])
+def test_top_keeps_the_first_candidates_of_the_full_ranking(top: int) -> None:
+    cluster, usage_history, pods, _ = interleaving_cluster()
+    full = analyze_node_pressure(cluster, usage_history)
+    cut = analyze_node_pressure(cluster, usage_history, top=top)
+    assert len(full.eviction_ranking) == len(pods) == 13
+    assert cut.eviction_ranking == full.eviction_ranking[:top]
+    assert cut.nodes == full.nodes, "the per-node figures cover every pod"
+    assert cut.top == top
+    assert full.top is None
+    assert full.truncated == {}
+    assert cut.truncated == ({"evictionRanking": 13} if top < 13 else {})
+    document = to_json(cut, camel_case=True)
+    assert document["top"] == top
+    assert len(document["evictionRanking"]) == min(top, 13)
+
+
+@pytest.mark.parametrize("top", [0, -1, 2.5, True, "10", 100_001])
+def test_a_bad_top_says_what_to_give(top: Any) -> None:
+    cluster, usage_history, _, _ = interleaving_cluster()
+    with pytest.raises(KubepulseValueError, match=r"top must be a whole number between 1"):
+        analyze_node_pressure(cluster, usage_history, top=top)
+
+
+def test_top_with_predictions_off_cuts_nothing() -> None:
+    cluster, usage_history, _, _ = interleaving_cluster()
+    report = analyze_node_pressure(cluster, usage_history, predict_evictions=False, top=1)
+    assert report.eviction_ranking == ()
+    assert report.truncated == {}
 
 
 def test_memory_pressure_without_a_signal_predicts_one_eviction() -> None:

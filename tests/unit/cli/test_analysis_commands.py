@@ -54,6 +54,7 @@ def test_every_analysis_has_a_command_and_a_table() -> None:
         (("breaches", "-n", "shop", "-A"), "give either -n NAMESPACE or -A, not both"),
         (("breaches", "--top", "2.5"), "--top must be a whole number, got '2.5'"),
         (("recommend", "--top", "0"), "--top must be between 1 and 100000, got 0"),
+        (("pressure", "--top", "-3"), "--top must be between 1 and 100000, got -3"),
         (("pressure", "--prometheus-url", "http://127.0.0.1:9"),
          "--prometheus-url needs --local"),
     ],

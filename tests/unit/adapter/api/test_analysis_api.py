@@ -192,9 +192,19 @@ def test_top_reaches_the_recommendations(client: TestClient) -> None:
     assert cut["truncated"] == {}
 
 
+def test_top_cuts_the_eviction_ranking(client: TestClient) -> None:
+    full = client.get(GROUP + "/nodepressure").json()
+    cut = client.get(GROUP + "/nodepressure?top=1").json()
+    assert (full["top"], cut["top"]) == (None, 1)
+    assert len(full["evictionRanking"]) > 1, "the small cluster ranks more than one pod"
+    assert cut["evictionRanking"] == full["evictionRanking"][:1]
+    assert cut["truncated"] == {"evictionRanking": len(full["evictionRanking"])}
+    assert cut["nodes"] == full["nodes"], "node figures cover every pod"
+
+
 def test_openapi_says_top_is_a_whole_number() -> None:
     document = app_for(View(), FixedHistory()).openapi()
-    for resource in ("limitbreaches", "recommendations"):
+    for resource in ("limitbreaches", "recommendations", "nodepressure"):
         operation = document["paths"][f"{GROUP}/{resource}"]["get"]
         parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
         assert parameters["top"]["schema"] == {
