@@ -1090,6 +1090,11 @@ def _candidates(work: Sequence[_NodeWork], top: int | None) -> list[EvictionCand
 # ---------------------------------------------------------------------------- scheduling
 
 
+_Placement = tuple[int, tuple[SchedulingBlocker, ...], tuple[str, ...]]
+"""Where a pending pod's shape fits: nodes with room, blockers, unschedulable nodes
+with room."""
+
+
 def _scheduling(
     snapshot: ClusterSnapshot, rooms: Sequence[NodeRoom], cache: RequestCache
 ) -> SchedulingPressure:
@@ -1110,12 +1115,9 @@ def _scheduling(
     any_cpu = max((cpu for cpu, _, _ in pool_free), default=-math.inf)
     any_memory = max((memory for _, memory, _ in pool_free), default=-math.inf)
     any_slot = any(pods >= 1 for _, _, pods in pool_free)
-    pending: list[PendingPod] = []
-    counts: dict[SchedulingBlocker, int] = {}
-    for pod in snapshot.pods:
-        if pod.node_name is not None or pod.phase not in (None, "Pending"):
-            continue
-        cpu, memory = cache.cpu_memory(pod)
+
+    def place(cpu: float, memory: float) -> _Placement:
+        """Nodes with room, blockers, and unschedulable nodes it would fit: per shape."""
         with_room = sum(
             1
             for free_cpu, free_memory, free_pods in pool_free
@@ -1146,6 +1148,21 @@ def _scheduling(
                 and room.free_memory + MEMORY_SLACK >= memory
             )
         )
+        return with_room, tuple(blockers), fits_elsewhere
+
+    # Pending replicas share their shape: each shape is placed once (1,000 nodes are
+    # scanned per shape, not per pod).
+    placements: dict[tuple[float, float], _Placement] = {}
+    pending: list[PendingPod] = []
+    counts: dict[SchedulingBlocker, int] = {}
+    for pod in snapshot.pods:
+        if pod.node_name is not None or pod.phase not in (None, "Pending"):
+            continue
+        cpu, memory = cache.cpu_memory(pod)
+        placement = placements.get((cpu, memory))
+        if placement is None:
+            placement = placements[(cpu, memory)] = place(cpu, memory)
+        with_room, blockers, fits_elsewhere = placement
         for blocker in blockers:
             counts[blocker] = counts.get(blocker, 0) + 1
         pending.append(
@@ -1155,7 +1172,7 @@ def _scheduling(
                 cpu_request=cpu,
                 memory_request=memory,
                 priority=pod.priority or 0,
-                blockers=tuple(blockers),
+                blockers=blockers,
                 nodes_with_room=with_room,
                 fits_if_allowed=fits_elsewhere,
             )
