@@ -21,12 +21,12 @@ Generating the cluster is not timed. The figures are the analysis alone, as the 
 computes it from its in-memory view; collection from kube-apiserver is measured by the
 e2e tier. Prints one JSON object to stdout; progress goes to stderr.
 
-- ``limit_breaches_top100``, ``recommendations_top100``: the same with ``top=100``,
-  the size an API client would ask for at 50,000 pods.
+- ``limit_breaches_top100``, ``recommendations_top100``, ``node_pressure_top100``: the
+  same with ``top=100``, the size an API client would ask for at 50,000 pods.
 
-For limit breaches and recommendations, with and without ``top``, ``json_bytes`` is the
-size of the answer as the API serialises it (``to_json(..., camel_case=True)``, compact
-``json.dumps``), measured once outside the timed runs.
+For limit breaches, recommendations and node pressure, with and without ``top``,
+``json_bytes`` is the size of the answer as the API serialises it (``to_json(...,
+camel_case=True)``, compact ``json.dumps``), measured once outside the timed runs.
 
 After generating the cluster, the objects are frozen out of the garbage collector's
 reach (``gc.collect(); gc.freeze()``), as :class:`kubepulse.collect.informer.ClusterInformer`
@@ -149,6 +149,9 @@ def _scale(pods: int, nodes: int, repeat: int, history_points: int, freeze: bool
         "node_pressure": lambda: analyze_node_pressure(
             snapshot, history, include_scheduling_hints=True, predict_evictions=True
         ),
+        "node_pressure_top100": lambda: analyze_node_pressure(
+            snapshot, history, include_scheduling_hints=True, predict_evictions=True, top=100
+        ),
         "limit_breaches": lambda: detect_limit_breaches(snapshot, history),
         "limit_breaches_top100": lambda: detect_limit_breaches(snapshot, history, top=100),
         "fragmentation": lambda: analyze_fragmentation(
@@ -166,7 +169,7 @@ def _scale(pods: int, nodes: int, repeat: int, history_points: int, freeze: bool
     for name, run in analyses.items():
         _progress(f"  {name} x{repeat} ...")
         timings[name] = _time(run, repeat)
-        if name.startswith(("limit_breaches", "recommendations")):
+        if name.startswith(("limit_breaches", "recommendations", "node_pressure")):
             encoded = json.dumps(to_json(run(), camel_case=True), separators=(",", ":"))
             timings[name]["json_bytes"] = len(encoded.encode())
             del encoded
