@@ -288,8 +288,8 @@ class K8sResourceMonitor:
         """Node pressure, capacity against requests and usage, and eviction risk per pod.
 
         ``top`` lists only the ``top`` pods most at risk of eviction (at 50,000 pods the
-        full ranking is most of the analysis' time and some 20 MB of JSON). See
-        :func:`kubepulse.analysis.nodes.analyze_node_pressure`.
+        full ranking costs nearly half of the analysis' time and is some 20 MB of JSON).
+        See :func:`kubepulse.analysis.nodes.analyze_node_pressure`.
         """
         result: NodePressureReport = self._answer(
             "nodepressure",
