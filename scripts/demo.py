@@ -12,7 +12,8 @@ What runs, all on loopback and torn down at the end (Ctrl-C included):
   metrics APIServices with its own CA as ``caBundle``;
 - two HPAs reading kubepulse through kube-apiserver: ``web`` on the p95 of request latency
   over 1 m (target 400m), ``web-forecast`` on the request rate forecast 1 m ahead
-  (``kubepulse.io/predict: 1m``, target 20 requests/s);
+  (``kubepulse.io/predict: 1m``, target 20 requests/s), both stabilising scale-down over
+  30 s;
 - a load generator ramping from 2 to 40 requests/s, then falling back to 3.
 
 Every few seconds a line shows the offered load, what the adapter answers (p95, rate,
@@ -57,6 +58,11 @@ RULES = [
      "statistic": "rate", "window": "1m", "namespaced": True},
 ]  # fmt: skip
 FORECAST = {"pod": "web", "kubepulse.io/predict": "1m", "kubepulse.io/model": "linear"}
+SCALE_DOWN_WINDOW_S = 30
+"""Both HPAs scale down only to the highest count recommended over the last 30 s. Without it,
+the p95 HPA gives replicas back as soon as the added ones bring latency down, mid-ramp,
+and has to take them again (the HPA controller's default is 300 s; 30 s keeps the
+demo short)."""
 
 
 def say(message: str) -> None:
@@ -110,8 +116,20 @@ def main() -> int:
                     "items": [
                         deployment("web", pool),
                         deployment("web-forecast", pool),
-                        external_hpa("web", "web_latency", {"pod": "web"}, "400m"),
-                        external_hpa("web-forecast", "web_rate", FORECAST, "20"),
+                        external_hpa(
+                            "web",
+                            "web_latency",
+                            {"pod": "web"},
+                            "400m",
+                            scale_down_window_s=SCALE_DOWN_WINDOW_S,
+                        ),
+                        external_hpa(
+                            "web-forecast",
+                            "web_rate",
+                            FORECAST,
+                            "20",
+                            scale_down_window_s=SCALE_DOWN_WINDOW_S,
+                        ),
                     ],
                 }
                 cluster.kubectl(

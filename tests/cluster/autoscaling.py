@@ -40,13 +40,20 @@ def deployment(name: str, pool: str) -> dict[str, Any]:
 
 
 def external_hpa(
-    name: str, metric: str, selector: dict[str, str], target: str, *, max_replicas: int = 6
+    name: str,
+    metric: str,
+    selector: dict[str, str],
+    target: str,
+    *,
+    max_replicas: int = 6,
+    scale_down_window_s: int = 0,
 ) -> dict[str, Any]:
     """An autoscaling/v2 HPA of Deployment ``name`` on one External metric's value.
 
     ``selector`` goes to the adapter as the ``labelSelector``: series labels, and the
-    reserved ``kubepulse.io/*`` keys that choose the statistic. Scale-down is not
-    stabilised, so that a test or the demo sees it promptly.
+    reserved ``kubepulse.io/*`` keys that choose the statistic. Scale-down is stabilised
+    over ``scale_down_window_s`` (``behavior.scaleDown.stabilizationWindowSeconds``); by
+    default not at all, so that a test sees it promptly.
     """
     return {
         "apiVersion": "autoscaling/v2",
@@ -65,7 +72,7 @@ def external_hpa(
                     },
                 }
             ],
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": scale_down_window_s}},
         },
     }
 
