@@ -96,6 +96,7 @@ def service_account_token(cluster: ControlPlane, namespace: str, name: str) -> s
         f"/api/v1/namespaces/{namespace}/serviceaccounts",
         body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
         ok=(201, 409),
+        ok_on_retry=(),  # 409 is already fine: created now or before
     )
     answer = cluster.request(
         "POST",

@@ -129,6 +129,8 @@ LOGGER = logging.getLogger(__name__)
 # Methods whose repetition changes nothing (this harness patches by server-side apply or
 # merge patches, which give the same object when repeated).
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "DELETE", "PATCH", "PUT"})
+_ATTEMPTS: Final = 3
+"""Tries of a repeatable request to kube-apiserver (see ``ControlPlane.request``)."""
 
 DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "deployment-controller",
@@ -1349,16 +1351,23 @@ class ControlPlane:
         accept: str = "application/json",
         ok: Sequence[int] = (200, 201),
         client: httpx.Client | None = None,
+        ok_on_retry: Sequence[int] | None = None,
     ) -> Any:
         """One admin request to kube-apiserver; the decoded JSON answer.
 
-        Raises :class:`APIError` for any status outside ``ok``.
+        Idempotent requests are tried again after a broken connection: under load in CI
+        kept-alive connections have met TLS "bad record mac" errors mid-answer, in
+        cleanups, creations and evictions alike. A POST is tried again only when the
+        caller gives ``ok_on_retry``: the statuses that, on a later attempt, mean the
+        earlier one went through (409 for a creation, 404 for an eviction).
+
+        Raises :class:`APIError` for any status outside ``ok`` (or ``ok_on_retry`` after
+        the first attempt).
         """
         http = client or self._http_client
-        # Idempotent requests are tried again after a broken connection: a test's cleanup
-        # under load once met a TLS record error from a kept-alive connection, and a
-        # DELETE or server-side apply repeated is the same request.
-        attempts = 3 if method in _IDEMPOTENT_METHODS else 1
+        repeatable = method in _IDEMPOTENT_METHODS or ok_on_retry is not None
+        attempts = _ATTEMPTS if repeatable else 1
+        accepted = tuple(ok)
         for attempt in range(1, attempts + 1):
             try:
                 response = http.request(
@@ -1374,9 +1383,26 @@ class ControlPlane:
                     raise
                 LOGGER.warning("%s %s: %s; trying again", method, path, error)
                 time.sleep(0.2 * attempt)
-        if response.status_code not in ok:
+                accepted = (*ok, *(ok_on_retry or ()))
+        if response.status_code not in accepted:
             raise APIError(method, path, response.status_code, response.text)
         return response.json() if response.content else None
+
+    def create(
+        self, collection: str, body: Mapping[str, Any], *, client: httpx.Client | None = None
+    ) -> Any:
+        """POST the named object ``body`` to ``collection``; the object as created.
+
+        Tried again after a broken connection (see :meth:`request`): a 409 AlreadyExists
+        on a later attempt means the earlier one went through, and the object is read
+        back. A 409 on the first attempt is still an :class:`APIError`.
+        """
+        answer = self.request(
+            "POST", collection, body=body, ok=(201,), ok_on_retry=(409,), client=client
+        )
+        if isinstance(answer, dict) and answer.get("kind") == "Status":
+            return self.request("GET", f"{collection}/{body['metadata']['name']}", client=client)
+        return answer
 
     def apply(self, manifest: Mapping[str, Any]) -> Any:
         """Server-side apply one object of a kind listed in ``_RESOURCES``."""
@@ -1531,7 +1557,7 @@ class ControlPlane:
             }
 
             def call(http: httpx.Client) -> str:
-                self.request("POST", "/api/v1/nodes", body=node, client=http)
+                self.create("/api/v1/nodes", node, client=http)
                 return name
 
             return call
@@ -1625,7 +1651,7 @@ class ControlPlane:
             }
 
             def call(http: httpx.Client) -> str:
-                self.request("POST", f"/api/v1/namespaces/{namespace}/pods", body=pod, client=http)
+                self.create(f"/api/v1/namespaces/{namespace}/pods", pod, client=http)
                 return name
 
             return call

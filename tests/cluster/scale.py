@@ -322,6 +322,7 @@ def create_objects(
             f"/api/v1/namespaces/{namespace}/pods",
             body=manifest,
             ok=(201, 409),
+            ok_on_retry=(),  # 409 is already fine: created now or before
             client=http,
         )
         with lock:

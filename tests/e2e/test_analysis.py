@@ -437,6 +437,7 @@ def test_chaos_evictions_and_node_loss_while_analysing(scenario: Scenario) -> No
                     "metadata": {"name": pod, "namespace": scenario.shop},
                 },
                 ok=(200, 201),
+                ok_on_retry=(404,),  # an earlier attempt evicted it
             )
         cluster.delete_nodes(scenario.nodes[-3:])
         time.sleep(5)
