@@ -215,7 +215,7 @@ def _format_float_decimal(value: float) -> str:
     metrics answer formats 5,000 of them. The float's shortest ``repr`` (the number
     :func:`parse_quantity` reads) is counted in nanos, rounded away from zero as
     Kubernetes does, and written with the largest SI suffix that keeps it whole.
-    ``tests/unit/adapter/api/test_common.py`` holds it to the Decimal path.
+    ``tests/unit/test_quantity.py`` holds it to the Decimal path.
     """
     # repr is "123.456", "1e-05" or "1.5e+16": digits and a power of ten, read exactly
     mantissa, _, power = repr(abs(value)).partition("e")

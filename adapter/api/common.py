@@ -11,10 +11,10 @@ path such as ``/namespaces/..%2F../pods/x/m`` or a megabyte of selector is a 400
 - selectors are at most ``max_selector_length`` characters.
 
 The JSON pieces are on the hot path of a ``pods/*`` answer: a 5,000-pod answer formats
-5,000 quantities and timestamps. :func:`~kubepulse.quantity.format_quantity` has a short
-cut for floats for it, and :func:`rfc3339` remembers the last few thousand seconds it
-formatted (the items of one answer share a handful of timestamps).
-``bench/scrape_bench.py --encode`` measures both.
+5,000 quantities and timestamps. Quantities are written by
+:func:`~kubepulse.quantity.format_quantity`, which has a short cut for floats for it, and
+:func:`rfc3339` remembers the last few thousand seconds it formatted (the items of one
+answer share a handful of timestamps). ``bench/scrape_bench.py --encode`` measures both.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import Any, Final
 
 from adapter.api.status import BadRequestError
 from kubepulse.metricquery import ParsedMetric, is_metric_name, parse_metric_request
-from kubepulse.quantity import format_quantity
 from kubepulse.selector import LabelSelector, Operator, parse_selector
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "check_selector_text",
     "metric_request",
     "object_selector",
-    "quantity",
     "rfc3339",
     "selector_to_api",
 ]
@@ -157,11 +155,6 @@ def rfc3339(timestamp_ms: int) -> str:
 def _rfc3339_seconds(seconds: int) -> str:
     moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def quantity(value: float) -> str:
-    """``value`` as a canonical Kubernetes quantity string (``0.5`` is ``500m``)."""
-    return format_quantity(value)
 
 
 def selector_to_api(selector: LabelSelector) -> dict[str, Any] | None:

@@ -38,7 +38,6 @@ from adapter.api.common import (
     check_object_name,
     metric_request,
     object_selector,
-    quantity,
     rfc3339,
     selector_to_api,
 )
@@ -53,6 +52,7 @@ from kubepulse.metricquery import (
     ParsedMetric,
     SeriesRequest,
 )
+from kubepulse.quantity import format_quantity
 from kubepulse.selector import parse_selector
 
 __all__ = ["metric_value_items", "router"]
@@ -104,7 +104,7 @@ def metric_value_items(
                     "metricName": metric_name,
                     "timestamp": rfc3339(value.timestamp_ms),
                     "window": value.window_ms // 1000,
-                    "value": quantity(value.value),
+                    "value": format_quantity(value.value),
                     "selector": selector,
                 }
             )
@@ -119,7 +119,7 @@ def metric_value_items(
                 "metric": identifier,
                 "timestamp": rfc3339(value.timestamp_ms),
                 "windowSeconds": value.window_ms // 1000,
-                "value": quantity(value.value),
+                "value": format_quantity(value.value),
             }
         )
     return items

@@ -30,7 +30,6 @@ from adapter.api.common import (
     MAX_METRIC_NAME_LENGTH,
     check_namespace,
     check_selector_text,
-    quantity,
     rfc3339,
 )
 from adapter.api.context import ApiContext, ExternalMetric, get_context
@@ -43,6 +42,7 @@ from kubepulse.metricquery import (
     parse_statistic,
     split_derived_name,
 )
+from kubepulse.quantity import format_quantity
 from kubepulse.selector import LabelSelector, Operator, parse_selector
 
 __all__ = ["external_metric_value_list", "router"]
@@ -162,7 +162,7 @@ async def external_metric(
             "metricLabels": _shared_labels(selector),
             "timestamp": rfc3339(value.timestamp_ms),
             "window": value.window_ms // 1000,
-            "value": quantity(value.value),
+            "value": format_quantity(value.value),
         }
         for value in values
     ]

@@ -6,9 +6,14 @@ Expected canonical strings are those apimachinery's ``resource.Quantity`` produc
 
 from __future__ import annotations
 
+import math
+import random
+import sys
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubepulse.errors import KubepulseError
 from kubepulse.quantity import (
@@ -383,3 +388,81 @@ def test_range_errors_do_not_repeat_the_grammar() -> None:
     with pytest.raises(QuantityError) as caught:
         memory_bytes("-1Mi")
     assert "a quantity is an optional sign" not in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- floats
+# format_quantity writes finite floats below 1e17 without its Decimal pipeline (a
+# 5,000-pod metrics answer formats 5,000 of them); held here to the same strings.
+
+
+def decimal_path(value: float) -> str:
+    """``format_quantity`` of ``value`` by the Decimal pipeline, not the float short cut."""
+    return format_quantity(Decimal(repr(value)))
+
+
+BOUNDARIES = [
+    0.0,
+    -0.0,
+    1e-9,
+    -1e-9,
+    1e-10,  # below a nano: rounds away from zero to 1n
+    -1e-10,
+    5e-324,  # the smallest float
+    -5e-324,
+    1.0000000001e-9,
+    2.5e-9,
+    0.9999999999,  # carries into the next digit when rounded up to nanos
+    999.9999999995,
+    0.1 + 0.2,
+    0.5,
+    1.5,
+    1.0,
+    10.0,
+    999.0,
+    1000.0,
+    1500.0,
+    1e6,
+    123456789.123456789,
+    2.0**53,
+    1e15 + 0.5,
+    1e16,
+    9.99e16,
+    99999999999999990.0,  # just below the short cut's limit
+    1e17,  # the general path from here on
+    1e18,
+    1e21,
+    -1e21,
+    sys.float_info.max,
+]
+
+
+@pytest.mark.parametrize("value", BOUNDARIES, ids=repr)
+def test_the_float_short_cut_is_the_decimal_path_on_the_boundaries(value: float) -> None:
+    assert format_quantity(value) == decimal_path(value)
+
+
+def test_the_float_short_cut_is_the_decimal_path_on_random_floats() -> None:
+    generator = random.Random(20261123)
+    mismatches = []
+    for _ in range(100_000):
+        magnitude = 10.0 ** generator.randint(-15, 18)
+        value = generator.random() * magnitude * (1 if generator.random() < 0.8 else -1)
+        for candidate in (value, round(value, generator.randint(0, 12)), float(int(value))):
+            if format_quantity(candidate) != decimal_path(candidate):
+                mismatches.append(candidate)
+    assert not mismatches[:5]
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_the_float_short_cut_is_the_decimal_path_on_any_finite_float(value: float) -> None:
+    assert format_quantity(value) == decimal_path(value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_floats_are_refused(value: float) -> None:
+    with pytest.raises(QuantityError):
+        format_quantity(value)
+
+
+def test_an_int_takes_the_decimal_path() -> None:
+    assert format_quantity(1500) == "1500"

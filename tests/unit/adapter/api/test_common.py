@@ -1,103 +1,17 @@
-"""The JSON pieces of the API's answers: the quantity short cut, timestamps, items.
+"""The JSON pieces of the API's answers: timestamps and items.
 
-:func:`kubepulse.quantity.format_quantity` computes floats without its Decimal pipeline
-(it is on the hot path of a 5,000-pod answer, through :func:`adapter.api.common.quantity`);
-here that short cut is held to give exactly the Decimal pipeline's string (reached by
-passing the float's shortest repr as a ``Decimal``, the number the float path reads), on
-the boundaries of the rounding to nanos and the SI suffixes, and on hundreds of thousands
-of random floats of every magnitude. The items of a ``MetricValueList`` are pinned key by
-key (order included), as the golden files in ``test_api.py`` pin whole answers.
+The items of a ``MetricValueList`` are pinned key by key (order included), as the golden
+files in ``test_api.py`` pin whole answers. The quantities in them are
+:func:`kubepulse.quantity.format_quantity`'s, whose float short cut is held to its
+Decimal pipeline in ``tests/unit/test_quantity.py``.
 """
 
 from __future__ import annotations
 
-import math
-import random
-import sys
-from decimal import Decimal
-
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from adapter.api.common import quantity, rfc3339
+from adapter.api.common import rfc3339
 from adapter.api.custom_metrics import metric_value_items
 from adapter.objects import NODES, PODS, ObjectRef, ResolvedObject
 from kubepulse.metricquery import ObjectValue
-from kubepulse.quantity import QuantityError, format_quantity
-
-
-def decimal_path(value: float) -> str:
-    """``format_quantity`` of ``value`` by the Decimal pipeline, not the float short cut."""
-    return format_quantity(Decimal(repr(value)))
-
-
-BOUNDARIES = [
-    0.0,
-    -0.0,
-    1e-9,
-    -1e-9,
-    1e-10,  # below a nano: rounds away from zero to 1n
-    -1e-10,
-    5e-324,  # the smallest float
-    -5e-324,
-    1.0000000001e-9,
-    2.5e-9,
-    0.9999999999,  # carries into the next digit when rounded up to nanos
-    999.9999999995,
-    0.1 + 0.2,
-    0.5,
-    1.5,
-    1.0,
-    10.0,
-    999.0,
-    1000.0,
-    1500.0,
-    1e6,
-    123456789.123456789,
-    2.0**53,
-    1e15 + 0.5,
-    1e16,
-    9.99e16,
-    99999999999999990.0,  # just below the short cut's limit
-    1e17,  # the general path from here on
-    1e18,
-    1e21,
-    -1e21,
-    sys.float_info.max,
-]
-
-
-@pytest.mark.parametrize("value", BOUNDARIES, ids=repr)
-def test_quantity_is_format_quantity_on_the_boundaries(value: float) -> None:
-    assert quantity(value) == decimal_path(value)
-
-
-def test_quantity_is_format_quantity_on_random_floats_of_every_magnitude() -> None:
-    generator = random.Random(20261123)
-    mismatches = []
-    for _ in range(100_000):
-        magnitude = 10.0 ** generator.randint(-15, 18)
-        value = generator.random() * magnitude * (1 if generator.random() < 0.8 else -1)
-        for candidate in (value, round(value, generator.randint(0, 12)), float(int(value))):
-            if quantity(candidate) != decimal_path(candidate):
-                mismatches.append(candidate)
-    assert not mismatches[:5]
-
-
-@given(st.floats(allow_nan=False, allow_infinity=False))
-def test_quantity_is_format_quantity_on_any_finite_float(value: float) -> None:
-    assert quantity(value) == decimal_path(value)
-
-
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
-def test_quantity_refuses_what_format_quantity_refuses(value: float) -> None:
-    with pytest.raises(QuantityError):
-        quantity(value)
-
-
-def test_quantity_of_an_int_takes_the_general_path() -> None:
-    assert quantity(1500) == format_quantity(1500) == "1500"
 
 
 def test_rfc3339_whole_seconds_in_utc() -> None:
